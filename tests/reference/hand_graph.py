@@ -178,7 +178,8 @@ def build_hand_graph_from_mesh(vertices, raw_faces):
         L = normalized_laplacian(permute(G, orders[level]) if level < LEVELS else G)
         if level < LEVELS:
             lmax = largest_eigenvalue(L)
-            L = (L / np.float32(2 * lmax) - scipy.sparse.identity(L.shape[0], dtype=np.float32, format="csr"))
+            # in float64, rounded to float32 once
+            L = L.astype(np.float64) / (2 * lmax) - scipy.sparse.identity(L.shape[0], format="csr")
             lmaxes.append(lmax)
         L = L.tocsr().astype(np.float32)
         L.sort_indices()
