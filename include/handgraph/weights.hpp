@@ -1,0 +1,275 @@
+// handgraph/weights.hpp: reading safetensors files, and the handgraph weight file.
+//
+// safetensors: 8-byte little-endian header length N, N bytes of JSON header
+// ({name: {dtype, shape, data_offsets}, "__metadata__": {string: string}}), raw
+// little-endian data. `safetensors_file` reads the whole file and validates the
+// container before anything is used: header length within the file, JSON well-formed,
+// known dtypes, sane shapes, byte counts matching shapes, offsets inside the data and
+// non-overlapping, unique names. Every error names the file (and tensor). It never
+// reads out of bounds, whatever the bytes.
+// `weight_file` adds the handgraph format checks (metadata format and version) and
+// strict binding by name: a tensor is requested with its expected shape; missing,
+// wrong-dtype, wrong-shape and non-finite tensors are refused by name, and
+// `check_all_used` refuses tensors nobody asked for.
+// Depends on error.hpp, json.hpp.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "error.hpp"
+#include "json.hpp"
+#include "tensor.hpp"
+
+namespace handgraph {
+
+enum class dtype { f32, f64, i32, i64, u8 };
+
+inline const char* dtype_name(dtype t) {
+    switch (t) {
+        case dtype::f32: return "F32";
+        case dtype::f64: return "F64";
+        case dtype::i32: return "I32";
+        case dtype::i64: return "I64";
+        case dtype::u8: return "U8";
+    }
+    return "?";
+}
+inline std::size_t dtype_size(dtype t) {
+    switch (t) {
+        case dtype::f32: case dtype::i32: return 4;
+        case dtype::f64: case dtype::i64: return 8;
+        case dtype::u8: return 1;
+    }
+    return 0;
+}
+
+inline std::string shape_string(const std::vector<std::int64_t>& s) {
+    std::string out = "(";
+    for (std::size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+    return out + (s.size() == 1 ? ",)" : ")");
+}
+
+struct tensor_info {
+    std::string name;
+    dtype type = dtype::f32;
+    std::vector<std::int64_t> shape;
+    std::size_t begin = 0, end = 0;  // byte offsets into the data section
+    std::size_t numel() const {
+        std::size_t n = 1;
+        for (auto d : shape) n *= std::size_t(d);
+        return n;
+    }
+};
+
+class safetensors_file {
+public:
+    static constexpr std::uint64_t max_header_bytes = 100u << 20;
+
+    // Read and validate `path`. Throws handgraph::error naming the file.
+    static safetensors_file read(const std::string& path) {
+        std::ifstream in(path, std::ios::binary);
+        if (!in) throw error(path + ": cannot open file");
+        in.seekg(0, std::ios::end);
+        std::streamoff size = in.tellg();
+        if (size < 0) throw error(path + ": cannot read file size");
+        in.seekg(0, std::ios::beg);
+        std::vector<unsigned char> bytes(static_cast<std::size_t>(size));
+        if (size > 0 && !in.read(reinterpret_cast<char*>(bytes.data()), size))
+            throw error(path + ": read failed");
+        return from_bytes(std::move(bytes), path);
+    }
+
+    // Validate a file image held in memory; `path` is used in messages.
+    static safetensors_file from_bytes(std::vector<unsigned char> bytes, const std::string& path) {
+        safetensors_file f;
+        f.path_ = path;
+        if (bytes.size() < 8) throw error(path + ": not a safetensors file (shorter than its 8-byte header length)");
+        std::uint64_t n = 0;
+        for (int i = 7; i >= 0; --i) n = (n << 8) | bytes[std::size_t(i)];
+        if (n > max_header_bytes) throw error(path + ": header length " + std::to_string(n) + " is absurd (over 100 MiB): not a safetensors file or damaged");
+        if (n > bytes.size() - 8) throw error(path + ": header length " + std::to_string(n) + " runs past the end of the file (" + std::to_string(bytes.size()) + " bytes): truncated or damaged");
+        std::string_view text(reinterpret_cast<const char*>(bytes.data()) + 8, std::size_t(n));
+        // The safetensors writer may pad the header with trailing spaces.
+        json::value header = json::parse(text, path + " (header)");
+        if (!header.is_object()) throw error(path + ": header is not a JSON object");
+        f.data_offset_ = 8 + std::size_t(n);
+        std::size_t data_size = bytes.size() - f.data_offset_;
+
+        std::set<std::string> seen;
+        for (auto& [name, v] : header.members) {
+            if (name == "__metadata__") {
+                if (!v.is_object()) throw error(path + ": __metadata__ is not an object");
+                for (auto& [k, mv] : v.members) {
+                    if (!mv.is_string()) throw error(path + ": metadata \"" + k + "\" is not a string");
+                    f.metadata_[k] = mv.str;
+                }
+                continue;
+            }
+            const std::string what = path + ": tensor \"" + name + "\"";
+            if (name.empty()) throw error(path + ": a tensor has an empty name");
+            if (!seen.insert(name).second) throw error(what + " appears twice");
+            if (!v.is_object()) throw error(what + ": entry is not an object");
+            const json::value* dt = v.find("dtype");
+            const json::value* sh = v.find("shape");
+            const json::value* off = v.find("data_offsets");
+            if (!dt || !dt->is_string()) throw error(what + ": missing or bad \"dtype\"");
+            if (!sh || !sh->is_array()) throw error(what + ": missing or bad \"shape\"");
+            if (!off || !off->is_array() || off->items.size() != 2) throw error(what + ": missing or bad \"data_offsets\"");
+            tensor_info t;
+            t.name = name;
+            if (dt->str == "F32") t.type = dtype::f32;
+            else if (dt->str == "F64") t.type = dtype::f64;
+            else if (dt->str == "I32") t.type = dtype::i32;
+            else if (dt->str == "I64") t.type = dtype::i64;
+            else if (dt->str == "U8") t.type = dtype::u8;
+            else throw error(what + ": unsupported dtype \"" + dt->str + "\"");
+            if (sh->items.size() > 8) throw error(what + ": more than 8 dimensions");
+            std::uint64_t numel = 1;
+            for (auto& d : sh->items) {
+                if (!d.is_number() || !d.is_integer || d.integer < 0) throw error(what + ": shape entries must be non-negative integers");
+                if (d.integer > (std::int64_t(1) << 40)) throw error(what + ": dimension " + std::to_string(d.integer) + " is absurd");
+                t.shape.push_back(d.integer);
+                if (d.integer != 0 && numel > (std::uint64_t(1) << 42) / std::uint64_t(d.integer))
+                    throw error(what + ": element count overflows");
+                numel *= std::uint64_t(d.integer);
+            }
+            for (auto& o : off->items)
+                if (!o.is_number() || !o.is_integer || o.integer < 0) throw error(what + ": data_offsets must be non-negative integers");
+            std::uint64_t b = std::uint64_t(off->items[0].integer), e = std::uint64_t(off->items[1].integer);
+            if (b > e) throw error(what + ": data_offsets [" + std::to_string(b) + ", " + std::to_string(e) + "] are reversed");
+            if (e > data_size) throw error(what + ": data_offsets [" + std::to_string(b) + ", " + std::to_string(e) + "] run past the end of the data (" + std::to_string(data_size) + " bytes): truncated or damaged");
+            if (e - b != numel * dtype_size(t.type))
+                throw error(what + ": " + std::to_string(e - b) + " bytes do not hold shape " + shape_string(t.shape) + " of " + dt->str);
+            t.begin = std::size_t(b);
+            t.end = std::size_t(e);
+            f.tensors_.push_back(std::move(t));
+        }
+        // Offsets must not overlap.
+        std::vector<const tensor_info*> order;
+        for (auto& t : f.tensors_) order.push_back(&t);
+        std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->begin < b->begin || (a->begin == b->begin && a->end < b->end); });
+        for (std::size_t i = 1; i < order.size(); ++i)
+            if (order[i]->begin < order[i - 1]->end)
+                throw error(path + ": tensors \"" + order[i - 1]->name + "\" and \"" + order[i]->name + "\" overlap");
+        for (std::size_t i = 0; i < f.tensors_.size(); ++i) f.index_[f.tensors_[i].name] = i;
+        f.bytes_ = std::move(bytes);
+        return f;
+    }
+
+    const std::string& path() const { return path_; }
+    const std::vector<tensor_info>& tensors() const { return tensors_; }
+    const std::map<std::string, std::string>& metadata() const { return metadata_; }
+    const tensor_info* find(const std::string& name) const {
+        auto it = index_.find(name);
+        return it == index_.end() ? nullptr : &tensors_[it->second];
+    }
+    // Raw bytes of a tensor (little-endian), length t.end - t.begin.
+    const unsigned char* raw(const tensor_info& t) const { return bytes_.data() + data_offset_ + t.begin; }
+
+    // Copy a tensor's values out as T (dtype must match exactly).
+    template <class T>
+    std::vector<T> values(const std::string& name) const {
+        const tensor_info* t = find(name);
+        if (!t) throw error(path_ + ": tensor \"" + name + "\" is missing");
+        if (dtype_size(t->type) != sizeof(T)) throw error(path_ + ": tensor \"" + name + "\" has dtype " + dtype_name(t->type));
+        std::vector<T> out(t->numel());
+        if (!out.empty()) std::memcpy(out.data(), raw(*t), out.size() * sizeof(T));
+        return out;
+    }
+
+private:
+    std::string path_;
+    std::vector<unsigned char> bytes_;
+    std::size_t data_offset_ = 0;
+    std::vector<tensor_info> tensors_;
+    std::map<std::string, std::size_t> index_;
+    std::map<std::string, std::string> metadata_;
+};
+
+// The handgraph weight file: a safetensors file written by tools/convert_weights.py.
+class weight_file {
+public:
+    static constexpr const char* format_name = "handgraph-weights";
+    static constexpr int format_version = 1;
+
+    static weight_file read(const std::string& path) { return weight_file(safetensors_file::read(path)); }
+
+    explicit weight_file(safetensors_file file) : file_(std::move(file)) {
+        const auto& md = file_.metadata();
+        auto get = [&](const char* k) -> std::string {
+            auto it = md.find(k);
+            return it == md.end() ? std::string() : it->second;
+        };
+        if (get("format") != format_name)
+            throw error(file_.path() + ": not a handgraph weight file (metadata \"format\" is \"" + get("format") +
+                        "\", expected \"" + format_name + "\"); convert the .pth files with tools/convert_weights.py");
+        if (get("format_version") != std::to_string(format_version))
+            throw error(file_.path() + ": weight file format version \"" + get("format_version") + "\" is not supported (this build reads version " +
+                        std::to_string(format_version) + "); re-convert with this version's tools/convert_weights.py");
+    }
+
+    const safetensors_file& file() const { return file_; }
+    const std::string& path() const { return file_.path(); }
+    std::string metadata(const std::string& key, const std::string& fallback = "") const {
+        auto it = file_.metadata().find(key);
+        return it == file_.metadata().end() ? fallback : it->second;
+    }
+
+    // A float32 tensor of exactly `shape`; every value must be finite.
+    const float* f32(const std::string& name, const std::vector<std::int64_t>& shape) const {
+        const tensor_info& t = require(name, dtype::f32, shape);
+        const float* p = reinterpret_cast<const float*>(file_.raw(t));  // data is 4-byte aligned in files we write; copy otherwise
+        if (reinterpret_cast<std::uintptr_t>(p) % alignof(float) != 0)
+            throw error(path() + ": tensor \"" + name + "\" is not 4-byte aligned");
+        std::size_t n = t.numel();
+        for (std::size_t i = 0; i < n; ++i)
+            if (!std::isfinite(p[i]))
+                throw error(path() + ": tensor \"" + name + "\" holds a non-finite value (NaN or Inf) at flat index " + std::to_string(i));
+        return p;
+    }
+    std::vector<std::int32_t> i32(const std::string& name, const std::vector<std::int64_t>& shape) const {
+        require(name, dtype::i32, shape);
+        return file_.values<std::int32_t>(name);
+    }
+    // Shape of a tensor (for tensors whose size is data-dependent, e.g. the template).
+    const tensor_info& info(const std::string& name) const {
+        const tensor_info* t = file_.find(name);
+        if (!t) throw error(path() + ": tensor \"" + name + "\" is missing");
+        used_.insert(name);
+        return *t;
+    }
+    // Mark a tensor as deliberately unused (present in checkpoints, not in the forward pass).
+    void ignore(const std::string& name) const { info(name); }
+    // Refuse tensors that no layer asked for (a file of another model, a stray key).
+    void check_all_used() const {
+        std::string extra;
+        int count = 0;
+        for (auto& t : file_.tensors())
+            if (!used_.count(t.name)) {
+                if (count < 5) extra += (count ? ", " : "") + t.name;
+                ++count;
+            }
+        if (count) throw error(path() + ": " + std::to_string(count) + " unexpected tensor(s): " + extra + (count > 5 ? ", ..." : ""));
+    }
+
+private:
+    const tensor_info& require(const std::string& name, dtype type, const std::vector<std::int64_t>& shape) const {
+        const tensor_info& t = info(name);
+        if (t.type != type)
+            throw error(path() + ": tensor \"" + name + "\" has dtype " + dtype_name(t.type) + ", expected " + dtype_name(type));
+        if (t.shape != shape)
+            throw error(path() + ": tensor \"" + name + "\" has shape " + shape_string(t.shape) + ", expected " + shape_string(shape));
+        return t;
+    }
+    safetensors_file file_;
+    mutable std::set<std::string> used_;
+};
+
+}  // namespace handgraph
