@@ -201,6 +201,30 @@ public:
 
     static weight_file read(const std::string& path) { return weight_file(safetensors_file::read(path)); }
 
+    // A deterministic random-weight model of the real shapes (demos and benchmarks that
+    // run without the released weights). Tensors are made when a layer asks for them,
+    // from the seed and the tensor's name: conv/linear weights uniform with variance
+    // 1/fan_in, biases and BN shifts small, BN scales near 1, running variances in
+    // [0.5, 1.5]. The template mesh is given (vertices n x 3, raw faces m x 3).
+    static weight_file random(std::uint64_t seed, const std::vector<float>& vertices, const std::vector<std::int32_t>& faces) {
+        std::string header = "{\"__metadata__\":{\"format\":\"" + std::string(format_name) + "\",\"format_version\":\"" +
+                             std::to_string(format_version) + "\",\"source\":\"random seed " + std::to_string(seed) + "\"}";
+        std::size_t vb = vertices.size() * 4, fb = faces.size() * 4;
+        header += ",\"template.vertices\":{\"dtype\":\"F32\",\"shape\":[" + std::to_string(vertices.size() / 3) + ",3],\"data_offsets\":[0," + std::to_string(vb) + "]}";
+        header += ",\"template.faces\":{\"dtype\":\"I32\",\"shape\":[" + std::to_string(faces.size() / 3) + ",3],\"data_offsets\":[" + std::to_string(vb) + "," + std::to_string(vb + fb) + "]}}";
+        while ((8 + header.size()) % 64) header += ' ';
+        std::vector<unsigned char> bytes(8 + header.size() + vb + fb);
+        for (int i = 0; i < 8; ++i) bytes[std::size_t(i)] = static_cast<unsigned char>(std::uint64_t(header.size()) >> (8 * i));
+        std::memcpy(bytes.data() + 8, header.data(), header.size());
+        if (vb) std::memcpy(bytes.data() + 8 + header.size(), vertices.data(), vb);
+        if (fb) std::memcpy(bytes.data() + 8 + header.size() + vb, faces.data(), fb);
+        weight_file w(safetensors_file::from_bytes(std::move(bytes), "<random weights, seed " + std::to_string(seed) + ">"));
+        w.random_ = true;
+        w.seed_ = seed;
+        return w;
+    }
+    bool is_random() const { return random_; }
+
     explicit weight_file(safetensors_file file) : file_(std::move(file)) {
         const auto& md = file_.metadata();
         auto get = [&](const char* k) -> std::string {
@@ -224,6 +248,7 @@ public:
 
     // A float32 tensor of exactly `shape`; every value must be finite.
     const float* f32(const std::string& name, const std::vector<std::int64_t>& shape) const {
+        if (random_ && !file_.find(name)) return generate(name, shape);
         const tensor_info& t = require(name, dtype::f32, shape);
         const float* p = reinterpret_cast<const float*>(file_.raw(t));  // data is 4-byte aligned in files we write; copy otherwise
         if (reinterpret_cast<std::uintptr_t>(p) % alignof(float) != 0)
@@ -268,8 +293,44 @@ private:
             throw error(path() + ": tensor \"" + name + "\" has shape " + shape_string(t.shape) + ", expected " + shape_string(shape));
         return t;
     }
+    const float* generate(const std::string& name, const std::vector<std::int64_t>& shape) const {
+        std::uint64_t h = 1469598103934665603ull ^ seed_;  // FNV-1a of the name, mixed with the seed
+        for (char c : name) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+        auto next = [&h]() {  // splitmix64 -> uniform in [0, 1)
+            h += 0x9E3779B97F4A7C15ull;
+            std::uint64_t z = h;
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+            return double((z ^ (z >> 31)) >> 11) * (1.0 / 9007199254740992.0);
+        };
+        std::size_t n = 1, fan_in = 1;
+        for (std::size_t i = 0; i < shape.size(); ++i) {
+            n *= std::size_t(shape[i]);
+            if (i > 0) fan_in *= std::size_t(shape[i]);
+        }
+        auto ends = [&](const char* suffix) {
+            std::string s(suffix);
+            return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
+        };
+        std::vector<float> v(n);
+        for (auto& x : v) {
+            double u = next();
+            if (ends(".running_var")) x = float(0.5 + u);
+            else if (ends(".running_mean") || ends(".bias")) x = float(0.2 * (u - 0.5));
+            else if (shape.size() == 1) x = float(0.8 + 0.4 * u);                  // BN scale
+            else x = float((2 * u - 1) * std::sqrt(3.0 / double(fan_in)));        // conv / linear weight
+        }
+        used_.insert(name);
+        auto& slot = generated_[name];
+        slot = std::move(v);
+        return slot.data();
+    }
+
     safetensors_file file_;
     mutable std::set<std::string> used_;
+    bool random_ = false;
+    std::uint64_t seed_ = 0;
+    mutable std::map<std::string, std::vector<float>> generated_;
 };
 
 }  // namespace handgraph

@@ -1,0 +1,567 @@
+// handgraph/graph.hpp: the hand graph of the released method (spec section 3).
+// From the template mesh (obj.hpp): the faces without the arm, the adjacency, four
+// levels of Heavy Edge Matching (visiting nodes in the order of numpy <= 1.24's
+// introsort argsort, reproduced exactly), the binary-tree permutation with fake nodes,
+// the mask and the five graph Laplacians the Chebyshev convolutions use. Built once at
+// model load (about a millisecond). Depends on error.hpp, obj.hpp, Eigen (only for the
+// small tridiagonal eigenproblem inside Lanczos) and the standard library.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <Eigen/Eigenvalues>
+
+#include "error.hpp"
+#include "obj.hpp"
+
+namespace handgraph {
+
+// Template vertices [arm_begin, arm_end) are the arm: their faces are dropped and the
+// indices above them shift down (spec 3.1).
+constexpr std::int32_t arm_begin = 473;
+constexpr std::int32_t arm_end = 529;
+constexpr int coarsening_levels = 4;  // five graphs: levels 0..4
+
+// Square sparse matrix, CSR, columns ascending within each row, no stored zeros.
+struct sparse_matrix {
+    std::int32_t size = 0;
+    std::vector<std::int32_t> row_ptr;  // size + 1
+    std::vector<std::int32_t> col;
+    std::vector<float> values;
+    std::size_t nnz() const { return values.size(); }
+};
+
+struct hand_graph {
+    std::int32_t num_vertices = 0;           // mesh vertices without the arm (954)
+    std::vector<std::int32_t> faces;         // num_faces() x 3 over num_vertices (1892 x 3)
+    std::vector<std::int32_t> perm;          // graph position -> vertex; >= num_vertices: fake (1280)
+    std::vector<std::int32_t> perm_reverse;  // vertex -> graph position (954)
+    std::vector<std::uint8_t> mask;          // 1 where perm < num_vertices
+    std::vector<sparse_matrix> laplacians;   // levels 0..4: 1280, 640, 320, 160, 80 nodes;
+                                             // 0..3 rescaled L / (2 lmax) - I, 4 plain L
+    std::vector<double> lmax;                // largest eigenvalue of each level's L (levels 0..3)
+    std::vector<std::int32_t> real_sizes;    // real (non-fake) nodes per level: 954, ...
+    std::size_t num_faces() const { return faces.size() / 3; }
+    std::int32_t num_nodes(int level) const { return laplacians.at(static_cast<std::size_t>(level)).size; }
+};
+
+namespace detail {
+
+// numpy's `less` for floating point: NaNs sort last.
+struct numpy_float_less {
+    template <class T>
+    bool operator()(T a, T b) const { return a < b || (b != b && a == a); }
+};
+
+// numpy <= 1.24's default argsort (npysort `aquicksort`): introsort that is not stable.
+// Median-of-three quicksort, insertion sort once a partition has pr - pl <= 15, heapsort
+// past depth 2*floor(log2 n). `index` receives the permutation. Generic in the key and
+// the comparison so that tests can drive it with an adversary; `heapsorts` (optional)
+// counts the heapsort fallbacks.
+template <class Key, class Less>
+void numpy_argsort(const Key* v, std::int32_t* index, std::ptrdiff_t n, Less less, int* heapsorts = nullptr) {
+    constexpr std::ptrdiff_t small_quicksort = 15;
+    for (std::ptrdiff_t i = 0; i < n; ++i) index[i] = static_cast<std::int32_t>(i);
+    if (n <= 1) return;
+
+    // Sorts index[lo..hi] (inclusive) by heapsort, numpy's `aheapsort` (1-based heap).
+    auto heapsort = [&](std::ptrdiff_t lo, std::ptrdiff_t hi) {
+        std::int32_t* a = index + lo - 1;
+        std::ptrdiff_t count = hi - lo + 1;
+        auto sift = [&](std::ptrdiff_t i, std::ptrdiff_t size) {
+            std::int32_t top = a[i];
+            for (std::ptrdiff_t j = 2 * i; j <= size; j = 2 * i) {
+                if (j < size && less(v[a[j]], v[a[j + 1]])) ++j;
+                if (!less(v[top], v[a[j]])) break;
+                a[i] = a[j];
+                i = j;
+            }
+            a[i] = top;
+        };
+        for (std::ptrdiff_t l = count / 2; l > 0; --l) sift(l, count);
+        while (count > 1) {
+            std::swap(a[count], a[1]);  // numpy: tmp = a[n]; a[n] = a[1]; sift tmp from 1
+            --count;
+            sift(1, count);
+        }
+    };
+
+    int depth_limit = 0;
+    for (auto u = static_cast<std::size_t>(n); u >>= 1;) ++depth_limit;
+    depth_limit *= 2;
+
+    struct range { std::ptrdiff_t lo, hi; int depth; };
+    std::vector<range> stack;
+    std::ptrdiff_t pl = 0, pr = n - 1;
+    int depth = depth_limit;
+    for (;;) {
+        if (depth < 0) {
+            heapsort(pl, pr);
+            if (heapsorts) ++*heapsorts;
+        } else {
+            while (pr - pl > small_quicksort) {
+                std::ptrdiff_t pm = pl + ((pr - pl) >> 1);
+                if (less(v[index[pm]], v[index[pl]])) std::swap(index[pm], index[pl]);
+                if (less(v[index[pr]], v[index[pm]])) std::swap(index[pr], index[pm]);
+                if (less(v[index[pm]], v[index[pl]])) std::swap(index[pm], index[pl]);
+                const Key pivot = v[index[pm]];
+                std::ptrdiff_t pi = pl, pj = pr - 1;
+                std::swap(index[pm], index[pj]);
+                for (;;) {
+                    do ++pi; while (less(v[index[pi]], pivot));
+                    do --pj; while (less(pivot, v[index[pj]]));
+                    if (pi >= pj) break;
+                    std::swap(index[pi], index[pj]);
+                }
+                std::swap(index[pi], index[pr - 1]);
+                // the larger side waits on the stack; iterate on the smaller one
+                if (pi - pl < pr - pi) {
+                    stack.push_back({pi + 1, pr, 0});
+                    pr = pi - 1;
+                } else {
+                    stack.push_back({pl, pi - 1, 0});
+                    pl = pi + 1;
+                }
+                stack.back().depth = --depth;
+            }
+            for (std::ptrdiff_t i = pl + 1; i <= pr; ++i) {
+                const std::int32_t moving = index[i];
+                const Key key = v[moving];
+                std::ptrdiff_t j = i;
+                while (j > pl && less(key, v[index[j - 1]])) {
+                    index[j] = index[j - 1];
+                    --j;
+                }
+                index[j] = moving;
+            }
+        }
+        if (stack.empty()) break;
+        pl = stack.back().lo;
+        pr = stack.back().hi;
+        depth = stack.back().depth;
+        stack.pop_back();
+    }
+}
+
+// numpy.argsort(values) for float32 values (default kind, numpy <= 1.24).
+inline std::vector<std::int32_t> numpy_argsort(const std::vector<float>& values) {
+    std::vector<std::int32_t> index(values.size());
+    numpy_argsort(values.data(), index.data(), static_cast<std::ptrdiff_t>(values.size()), numpy_float_less{});
+    return index;
+}
+
+struct triplet {
+    std::int32_t row, col;
+    float value;
+};
+
+// CSR from (row, col, value) triplets: duplicates summed (in float, in triplet order),
+// zeros dropped, columns ascending. Stable counting sort by row, then by column.
+inline sparse_matrix csr_from_triplets(std::int32_t size, const std::vector<triplet>& entries) {
+    std::vector<std::int32_t> count(static_cast<std::size_t>(size) + 1, 0);
+    for (const triplet& e : entries) ++count[static_cast<std::size_t>(e.row) + 1];
+    for (std::int32_t i = 0; i < size; ++i) count[i + 1] += count[i];
+    std::vector<triplet> by_row(entries.size());
+    {
+        std::vector<std::int32_t> next(count.begin(), count.end() - 1);
+        for (const triplet& e : entries) by_row[static_cast<std::size_t>(next[e.row]++)] = e;
+    }
+    sparse_matrix m;
+    m.size = size;
+    m.row_ptr.assign(static_cast<std::size_t>(size) + 1, 0);
+    m.col.reserve(entries.size());
+    m.values.reserve(entries.size());
+    for (std::int32_t r = 0; r < size; ++r) {
+        auto b = by_row.begin() + count[r], e = by_row.begin() + count[r + 1];
+        std::stable_sort(b, e, [](const triplet& x, const triplet& y) { return x.col < y.col; });
+        for (auto it = b; it != e;) {
+            float sum = 0.0f;
+            const std::int32_t c = it->col;
+            for (; it != e && it->col == c; ++it) sum += it->value;
+            if (sum != 0.0f) {
+                m.col.push_back(c);
+                m.values.push_back(sum);
+            }
+        }
+        m.row_ptr[static_cast<std::size_t>(r) + 1] = static_cast<std::int32_t>(m.values.size());
+    }
+    return m;
+}
+
+// Spec 3.1: faces without the arm, indices above it shifted down.
+inline std::vector<std::int32_t> hand_faces(const template_mesh& mesh) {
+    std::vector<std::int32_t> out;
+    out.reserve(mesh.faces.size());
+    constexpr std::int32_t shift = arm_end - arm_begin;
+    for (std::size_t f = 0; f + 2 < mesh.faces.size(); f += 3) {
+        const std::int32_t* t = &mesh.faces[f];
+        bool arm = false;
+        for (int k = 0; k < 3; ++k) arm = arm || (t[k] >= arm_begin && t[k] < arm_end);
+        if (arm) continue;
+        for (int k = 0; k < 3; ++k) out.push_back(t[k] >= arm_end ? t[k] - shift : t[k]);
+    }
+    return out;
+}
+
+// Spec 3.2: 1 on each triangle edge, symmetric, no self loops.
+inline sparse_matrix adjacency(const std::vector<std::int32_t>& faces, std::int32_t n) {
+    std::vector<triplet> entries;
+    entries.reserve(faces.size() * 2);
+    for (std::size_t f = 0; f + 2 < faces.size(); f += 3) {
+        const std::int32_t a = faces[f], b = faces[f + 1], c = faces[f + 2];
+        const std::pair<std::int32_t, std::int32_t> edges[3] = {{a, b}, {b, c}, {a, c}};
+        for (auto [x, y] : edges) {
+            if (x == y) continue;
+            entries.push_back({x, y, 1.0f});
+            entries.push_back({y, x, 1.0f});
+        }
+    }
+    sparse_matrix w = csr_from_triplets(n, entries);
+    std::fill(w.values.begin(), w.values.end(), 1.0f);  // an edge of two triangles is still 1
+    return w;
+}
+
+// Column sums, accumulated in double, as float32 (exact for the integer weights here).
+inline std::vector<float> column_sums(const sparse_matrix& w) {
+    std::vector<double> sum(static_cast<std::size_t>(w.size), 0.0);
+    for (std::size_t k = 0; k < w.col.size(); ++k) sum[static_cast<std::size_t>(w.col[k])] += w.values[k];
+    return std::vector<float>(sum.begin(), sum.end());
+}
+
+inline float diagonal_entry(const sparse_matrix& w, std::int32_t r) {
+    for (std::int32_t k = w.row_ptr[r]; k < w.row_ptr[r + 1]; ++k)
+        if (w.col[k] == r) return w.values[k];
+    return 0.0f;
+}
+
+// Spec 3.3, one level of Heavy Edge Matching. Returns the cluster id of each node and
+// sets `clusters` to their count.
+inline std::vector<std::int32_t> heavy_edge_matching(const sparse_matrix& w, bool first_level, std::int32_t& clusters) {
+    const std::int32_t n = w.size;
+    const std::vector<float> colsum = column_sums(w);
+    std::vector<float> degree = colsum;
+    if (first_level)
+        for (std::int32_t i = 0; i < n; ++i) degree[i] = colsum[i] - diagonal_entry(w, i);
+    const std::vector<std::int32_t> order = numpy_argsort(colsum);
+    // The release's quirk: "W_tt'" is the first stored value of row t, not its diagonal.
+    std::vector<double> first(static_cast<std::size_t>(n), 0.0);
+    for (std::int32_t i = 0; i < n; ++i)
+        if (w.row_ptr[i] < w.row_ptr[i + 1]) first[i] = w.values[w.row_ptr[i]];
+
+    std::vector<std::uint8_t> marked(static_cast<std::size_t>(n), 0);
+    std::vector<std::int32_t> cluster(static_cast<std::size_t>(n), -1);
+    std::int32_t count = 0;
+    for (std::int32_t t : order) {
+        if (marked[t]) continue;
+        marked[t] = 1;
+        std::int32_t best = -1;
+        double best_score = 0.0;
+        for (std::int32_t k = w.row_ptr[t]; k < w.row_ptr[t + 1]; ++k) {
+            const std::int32_t m = w.col[k];
+            if (marked[m]) continue;
+            // as the release evaluates it: float32 degree sum, the rest in double
+            const float degrees = degree[t] + degree[m];
+            const double score = (2.0 * w.values[k] + first[t] + first[m]) / (static_cast<double>(degrees) + 1e-9);
+            if (score > best_score) {
+                best_score = score;
+                best = m;
+            }
+        }
+        cluster[t] = count;
+        if (best >= 0) {
+            cluster[best] = count;
+            marked[best] = 1;
+        }
+        ++count;
+    }
+    clusters = count;
+    return cluster;
+}
+
+// Next level: W's values summed into (cluster[col], cluster[row]).
+inline sparse_matrix coarsen(const sparse_matrix& w, const std::vector<std::int32_t>& cluster, std::int32_t clusters) {
+    std::vector<triplet> entries;
+    entries.reserve(w.values.size());
+    for (std::int32_t r = 0; r < w.size; ++r)
+        for (std::int32_t k = w.row_ptr[r]; k < w.row_ptr[r + 1]; ++k)
+            entries.push_back({cluster[w.col[k]], cluster[r], w.values[k]});
+    return csr_from_triplets(clusters, entries);
+}
+
+// Spec 3.4: node orders per level (finest first), from the coarsest nodes down; a
+// node's children are its members ascending, padded with fake ids counted up from the
+// finer level's real size.
+inline std::vector<std::vector<std::int32_t>> binary_tree_orders(const std::vector<std::vector<std::int32_t>>& parents,
+                                                                 std::int32_t coarsest) {
+    std::vector<std::vector<std::int32_t>> orders(parents.size() + 1);
+    std::vector<std::int32_t>& top = orders.back();
+    for (std::int32_t i = 0; i < coarsest; ++i) top.push_back(i);
+    for (std::size_t level = parents.size(); level-- > 0;) {
+        const std::vector<std::int32_t>& cluster = parents[level];
+        const auto finer = static_cast<std::int32_t>(cluster.size());
+        const std::int32_t coarser = level + 1 < parents.size()
+                                         ? static_cast<std::int32_t>(parents[level + 1].size())
+                                         : coarsest;
+        std::vector<std::int32_t> kids(static_cast<std::size_t>(coarser) * 2, -1);
+        for (std::int32_t v = 0; v < finer; ++v) {
+            std::int32_t* slot = &kids[static_cast<std::size_t>(cluster[v]) * 2];
+            if (slot[0] < 0) slot[0] = v;
+            else if (slot[1] < 0) slot[1] = v;
+            else throw error("hand graph: a cluster with more than two members (internal error)");
+        }
+        std::int32_t fake = finer;
+        std::vector<std::int32_t>& out = orders[level];
+        out.reserve(orders[level + 1].size() * 2);
+        for (std::int32_t node : orders[level + 1]) {
+            for (int k = 0; k < 2; ++k) {
+                std::int32_t member = node < coarser ? kids[static_cast<std::size_t>(node) * 2 + k] : -1;
+                out.push_back(member >= 0 ? member : fake++);
+            }
+        }
+    }
+    return orders;
+}
+
+// W (n real nodes) laid out in `order`'s positions; fake nodes stay isolated.
+inline sparse_matrix permute(const sparse_matrix& w, const std::vector<std::int32_t>& order) {
+    const auto size = static_cast<std::int32_t>(order.size());
+    std::vector<std::int32_t> position(order.size());
+    for (std::int32_t p = 0; p < size; ++p) position[order[p]] = p;
+    sparse_matrix out;
+    out.size = size;
+    out.row_ptr.assign(order.size() + 1, 0);
+    out.col.reserve(w.col.size());
+    out.values.reserve(w.values.size());
+    std::vector<std::pair<std::int32_t, float>> row;
+    for (std::int32_t p = 0; p < size; ++p) {
+        const std::int32_t v = order[p];
+        if (v < w.size) {
+            row.clear();
+            for (std::int32_t k = w.row_ptr[v]; k < w.row_ptr[v + 1]; ++k) row.push_back({position[w.col[k]], w.values[k]});
+            std::sort(row.begin(), row.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+            for (const auto& [c, x] : row) {
+                out.col.push_back(c);
+                out.values.push_back(x);
+            }
+        }
+        out.row_ptr[static_cast<std::size_t>(p) + 1] = static_cast<std::int32_t>(out.values.size());
+    }
+    return out;
+}
+
+// float32 product, rounded once (a double product of floats is exact), never fused.
+inline float mul_f32(float a, float b) { return static_cast<float>(static_cast<double>(a) * b); }
+
+// L = I - D^-1/2 W D^-1/2 in float32 as the release computes it: d = column sums plus
+// the smallest positive float (isolated nodes: zero rows of D^-1/2 W D^-1/2), exact zeros
+// dropped.
+inline sparse_matrix normalized_laplacian(const sparse_matrix& w) {
+    const std::vector<float> d = column_sums(w);
+    std::vector<float> inv_sqrt(d.size());
+    for (std::size_t i = 0; i < d.size(); ++i) {
+        const float di = d[i] + std::numeric_limits<float>::denorm_min();
+        inv_sqrt[i] = 1.0f / std::sqrt(di);
+    }
+    sparse_matrix l;
+    l.size = w.size;
+    l.row_ptr.assign(static_cast<std::size_t>(w.size) + 1, 0);
+    l.col.reserve(w.col.size() + static_cast<std::size_t>(w.size));
+    l.values.reserve(w.col.size() + static_cast<std::size_t>(w.size));
+    auto emit = [&](std::int32_t c, float x) {
+        if (x != 0.0f) {
+            l.col.push_back(c);
+            l.values.push_back(x);
+        }
+    };
+    for (std::int32_t r = 0; r < w.size; ++r) {
+        bool diagonal_done = false;
+        for (std::int32_t k = w.row_ptr[r]; k < w.row_ptr[r + 1]; ++k) {
+            const std::int32_t c = w.col[k];
+            const float m = mul_f32(mul_f32(inv_sqrt[r], w.values[k]), inv_sqrt[c]);
+            if (c > r && !diagonal_done) {
+                emit(r, 1.0f);
+                diagonal_done = true;
+            }
+            if (c == r) {
+                emit(r, 1.0f - m);
+                diagonal_done = true;
+            } else {
+                emit(c, -m);
+            }
+        }
+        if (!diagonal_done) emit(r, 1.0f);
+        l.row_ptr[static_cast<std::size_t>(r) + 1] = static_cast<std::int32_t>(l.values.size());
+    }
+    return l;
+}
+
+// y = A x in double.
+inline void multiply(const sparse_matrix& a, const double* x, double* y) {
+    for (std::int32_t r = 0; r < a.size; ++r) {
+        double s = 0.0;
+        for (std::int32_t k = a.row_ptr[r]; k < a.row_ptr[r + 1]; ++k) s += static_cast<double>(a.values[k]) * x[a.col[k]];
+        y[r] = s;
+    }
+}
+
+// Largest eigenvalue of a symmetric matrix by Lanczos with full reorthogonalisation, in
+// double, from a fixed pseudo-random start (deterministic). Stops when the Ritz residual
+// |beta_k s_k| is below 1e-10 * lmax, which bounds the error by the same amount. For the
+// Laplacians (eigenvalues in [0, 2]) this is scipy's eigsh(L, k=1, which='LM').
+inline double largest_eigenvalue(const sparse_matrix& a) {
+    const std::int32_t n = a.size;
+    if (n == 0) return 0.0;
+    const std::size_t un = static_cast<std::size_t>(n);
+    const int max_steps = static_cast<int>(std::min<std::int32_t>(n, 400));
+    std::vector<double> basis(un * static_cast<std::size_t>(max_steps + 1));
+    std::vector<double> alpha, beta, w(un);
+    std::uint64_t state = 0x9E3779B97F4A7C15ull;
+    double norm = 0.0;
+    for (std::size_t i = 0; i < un; ++i) {
+        state = state * 6364136223846793005ull + 1442695040888963407ull;
+        const double x = static_cast<double>(state >> 11) * (1.0 / 9007199254740992.0) - 0.5;
+        basis[i] = x;
+        norm += x * x;
+    }
+    norm = std::sqrt(norm);
+    for (std::size_t i = 0; i < un; ++i) basis[i] /= norm;
+
+    double theta = 0.0;
+    for (int k = 0; k < max_steps; ++k) {
+        const double* v = &basis[un * static_cast<std::size_t>(k)];
+        multiply(a, v, w.data());
+        double ak = 0.0;
+        for (std::size_t i = 0; i < un; ++i) ak += w[i] * v[i];
+        alpha.push_back(ak);
+        // full reorthogonalisation against every basis vector, twice ("twice is enough")
+        for (int pass = 0; pass < 2; ++pass) {
+            for (int j = 0; j <= k; ++j) {
+                const double* u = &basis[un * static_cast<std::size_t>(j)];
+                double c = 0.0;
+                for (std::size_t i = 0; i < un; ++i) c += w[i] * u[i];
+                for (std::size_t i = 0; i < un; ++i) w[i] -= c * u[i];
+            }
+        }
+        double bk = 0.0;
+        for (std::size_t i = 0; i < un; ++i) bk += w[i] * w[i];
+        bk = std::sqrt(bk);
+        const int steps = k + 1;
+        const bool exhausted = bk <= 1e-13 || steps == max_steps;
+        if (exhausted || (steps >= 8 && steps % 4 == 0)) {
+            Eigen::VectorXd diag = Eigen::Map<const Eigen::VectorXd>(alpha.data(), steps);
+            Eigen::VectorXd sub(std::max(steps - 1, 0));
+            for (int i = 0; i + 1 < steps; ++i) sub[i] = beta[static_cast<std::size_t>(i)];
+            Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> tri;
+            tri.computeFromTridiagonal(diag, sub, Eigen::ComputeEigenvectors);
+            theta = tri.eigenvalues()[steps - 1];
+            const double residual = bk * std::abs(tri.eigenvectors()(steps - 1, steps - 1));
+            if (exhausted || residual <= 1e-10 * std::max(std::abs(theta), 1e-300)) return theta;
+        }
+        beta.push_back(bk);
+        double* next = &basis[un * static_cast<std::size_t>(k + 1)];
+        for (std::size_t i = 0; i < un; ++i) next[i] = w[i] / bk;
+    }
+    return theta;
+}
+
+// Levels 0..3: L / (2 lmax) - I, in double, rounded to float once (spec 3.5: the release
+// divides by 2 lmax where the textbook multiplies by 2 / lmax).
+inline sparse_matrix rescale(const sparse_matrix& l, double lmax) {
+    sparse_matrix out;
+    out.size = l.size;
+    out.row_ptr.assign(static_cast<std::size_t>(l.size) + 1, 0);
+    out.col.reserve(l.col.size() + static_cast<std::size_t>(l.size));
+    out.values.reserve(l.col.size() + static_cast<std::size_t>(l.size));
+    auto emit = [&](std::int32_t c, double x) {
+        const auto f = static_cast<float>(x);
+        if (f != 0.0f) {
+            out.col.push_back(c);
+            out.values.push_back(f);
+        }
+    };
+    const double scale = 2.0 * lmax;
+    for (std::int32_t r = 0; r < l.size; ++r) {
+        bool diagonal_done = false;
+        for (std::int32_t k = l.row_ptr[r]; k < l.row_ptr[r + 1]; ++k) {
+            const std::int32_t c = l.col[k];
+            if (c > r && !diagonal_done) {
+                emit(r, -1.0);
+                diagonal_done = true;
+            }
+            if (c == r) {
+                emit(r, static_cast<double>(l.values[k]) / scale - 1.0);
+                diagonal_done = true;
+            } else {
+                emit(c, static_cast<double>(l.values[k]) / scale);
+            }
+        }
+        if (!diagonal_done) emit(r, -1.0);
+        out.row_ptr[static_cast<std::size_t>(r) + 1] = static_cast<std::int32_t>(out.values.size());
+    }
+    return out;
+}
+
+}  // namespace detail
+
+// The hand graph of a template mesh with the release's layout (the arm at vertices
+// [473, 529)). Deterministic; throws handgraph::error for a mesh it cannot use.
+inline hand_graph build_hand_graph(const template_mesh& mesh) {
+    const std::size_t nv = mesh.num_vertices();
+    if (mesh.vertices.size() % 3 != 0 || mesh.faces.size() % 3 != 0 || mesh.faces.empty())
+        throw error("hand graph: the template mesh must have n x 3 vertices and m x 3 faces");
+    if (nv <= static_cast<std::size_t>(arm_end) || nv > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max() / 4))
+        throw error("hand graph: the template mesh has " + std::to_string(nv) + " vertices; the release's layout (arm at [" +
+                    std::to_string(arm_begin) + ", " + std::to_string(arm_end) + ")) needs more than " + std::to_string(arm_end));
+    for (std::size_t i = 0; i < mesh.faces.size(); ++i)
+        if (mesh.faces[i] < 0 || static_cast<std::size_t>(mesh.faces[i]) >= nv)
+            throw error("hand graph: template face " + std::to_string(i / 3) + " has vertex index " +
+                        std::to_string(mesh.faces[i]) + ", outside [0, " + std::to_string(nv) + ")");
+
+    hand_graph g;
+    g.num_vertices = static_cast<std::int32_t>(nv) - (arm_end - arm_begin);
+    g.faces = detail::hand_faces(mesh);
+    if (g.faces.empty()) throw error("hand graph: every face of the template mesh touches the arm");
+
+    std::vector<sparse_matrix> graphs{detail::adjacency(g.faces, g.num_vertices)};
+    std::vector<std::vector<std::int32_t>> parents;
+    g.real_sizes.push_back(g.num_vertices);
+    for (int level = 0; level < coarsening_levels; ++level) {
+        std::int32_t clusters = 0;
+        parents.push_back(detail::heavy_edge_matching(graphs.back(), level == 0, clusters));
+        graphs.push_back(detail::coarsen(graphs.back(), parents.back(), clusters));
+        g.real_sizes.push_back(clusters);
+    }
+    const auto orders = detail::binary_tree_orders(parents, g.real_sizes.back());
+
+    for (int level = 0; level <= coarsening_levels; ++level) {
+        const auto& order = orders[static_cast<std::size_t>(level)];
+        sparse_matrix l = detail::normalized_laplacian(
+            level < coarsening_levels ? detail::permute(graphs[static_cast<std::size_t>(level)], order)
+                                      : graphs[static_cast<std::size_t>(level)]);
+        if (level < coarsening_levels) {
+            const double lmax = detail::largest_eigenvalue(l);
+            if (!(lmax > 0.0)) throw error("hand graph: level " + std::to_string(level) + " Laplacian has no positive eigenvalue");
+            g.lmax.push_back(lmax);
+            l = detail::rescale(l, lmax);
+        }
+        g.laplacians.push_back(std::move(l));
+    }
+
+    g.perm = orders[0];
+    g.mask.resize(g.perm.size());
+    g.perm_reverse.assign(static_cast<std::size_t>(g.num_vertices), -1);
+    for (std::size_t p = 0; p < g.perm.size(); ++p) {
+        const bool real = g.perm[p] < g.num_vertices;
+        g.mask[p] = real ? 1 : 0;
+        if (real) g.perm_reverse[static_cast<std::size_t>(g.perm[p])] = static_cast<std::int32_t>(p);
+    }
+    return g;
+}
+
+}  // namespace handgraph

@@ -1,0 +1,111 @@
+// handgraph/kernels/graph_conv.hpp: the graph side of the network: sparse Laplacian
+// times features, Chebyshev convolution (K = 3) with the release's feature order,
+// graph upsampling x4 and max-pooling by 4. Node features are row-major V x F.
+// These layers cost well under 1% of the network; they are plain loops over CSR
+// matrices that the compiler vectorises. Depends on error.hpp.
+#pragma once
+#include <algorithm>
+#include <cstddef>
+#include <cmath>
+#include <vector>
+
+#include "../error.hpp"
+
+namespace handgraph::kernels {
+
+// A square sparse matrix in CSR form (e.g. a rescaled graph Laplacian).
+struct csr_view {
+    int n = 0;
+    const int* row_ptr = nullptr;  // n + 1 entries
+    const int* col = nullptr;
+    const float* val = nullptr;
+};
+
+// y (n x f) = L (n x n) * x (n x f)
+inline void sparse_times_dense(const csr_view& L, const float* x, float* y, int f) {
+    for (int r = 0; r < L.n; ++r) {
+        float* yr = y + std::size_t(r) * f;
+        std::fill(yr, yr + f, 0.0f);
+        for (int e = L.row_ptr[r]; e < L.row_ptr[r + 1]; ++e) {
+            const float w = L.val[e];
+            const float* xc = x + std::size_t(L.col[e]) * f;
+            for (int j = 0; j < f; ++j) yr[j] += w * xc[j];
+        }
+    }
+}
+
+// Chebyshev graph convolution, K = 3:
+//   T0 = x, T1 = L x, T2 = 2 L T1 - T0; feature index fin * 3 + k (Fin-major, K-minor);
+//   y = W [T] + b, W of shape (fout, fin * 3) as nn.Linear stores it;
+// optionally followed by a folded BatchNorm1d (y * scale + shift) and ReLU.
+class cheb_conv {
+public:
+    static cheb_conv prepare(const float* weight, const float* bias, int fout, int fin,
+                             const float* scale = nullptr, const float* shift = nullptr) {
+        cheb_conv c;
+        c.fin_ = fin;
+        c.fout_ = fout;
+        // Repack to [k][fin][fout] so the inner loop runs over output features.
+        c.w_.assign(std::size_t(3) * fin * fout, 0.0f);
+        c.b_.assign(std::size_t(fout), 0.0f);
+        for (int o = 0; o < fout; ++o) {
+            float s = scale ? scale[o] : 1.0f;
+            for (int i = 0; i < fin; ++i)
+                for (int k = 0; k < 3; ++k)
+                    c.w_[(std::size_t(k) * fin + i) * fout + o] = weight[std::size_t(o) * fin * 3 + std::size_t(i) * 3 + k] * s;
+            c.b_[std::size_t(o)] = bias[o] * s + (shift ? shift[o] : 0.0f);
+        }
+        return c;
+    }
+    int fin() const { return fin_; }
+    int fout() const { return fout_; }
+
+    // x: n x fin, y: n x fout (must not alias x).
+    void run(const csr_view& L, const float* x, float* y, bool relu) const {
+        const int n = L.n;
+        std::vector<float> t1(std::size_t(n) * fin_), t2(std::size_t(n) * fin_);
+        sparse_times_dense(L, x, t1.data(), fin_);
+        sparse_times_dense(L, t1.data(), t2.data(), fin_);
+        for (std::size_t i = 0; i < t2.size(); ++i) t2[i] = 2.0f * t2[i] - x[i];
+        const float* T[3] = {x, t1.data(), t2.data()};
+        for (int v = 0; v < n; ++v) {
+            float* yv = y + std::size_t(v) * fout_;
+            std::copy(b_.begin(), b_.end(), yv);
+            for (int i = 0; i < fin_; ++i)
+                for (int k = 0; k < 3; ++k) {
+                    const float a = T[k][std::size_t(v) * fin_ + i];
+                    const float* w = w_.data() + (std::size_t(k) * fin_ + i) * fout_;
+                    for (int o = 0; o < fout_; ++o) yv[o] += a * w[o];
+                }
+            if (relu)
+                for (int o = 0; o < fout_; ++o) yv[o] = std::max(yv[o], 0.0f);
+        }
+    }
+
+private:
+    int fin_ = 0, fout_ = 0;
+    std::vector<float> w_, b_;
+};
+
+// Graph upsampling by 4: node n of the coarse level becomes nodes 4n .. 4n+3.
+inline std::vector<float> graph_upsample4(const float* x, int n, int f) {
+    std::vector<float> y(std::size_t(n) * 4 * f);
+    for (int v = 0; v < n; ++v)
+        for (int r = 0; r < 4; ++r) std::copy(x + std::size_t(v) * f, x + std::size_t(v + 1) * f, y.data() + (std::size_t(v) * 4 + r) * f);
+    return y;
+}
+
+// Graph max-pooling by 4: coarse node n takes the maximum over nodes 4n .. 4n+3.
+inline std::vector<float> graph_maxpool4(const float* x, int n, int f) {
+    if (n % 4) throw error("graph_maxpool4: node count " + std::to_string(n) + " is not a multiple of 4");
+    std::vector<float> y(std::size_t(n / 4) * f);
+    for (int v = 0; v < n / 4; ++v)
+        for (int j = 0; j < f; ++j) {
+            float m = x[(std::size_t(v) * 4) * f + j];
+            for (int r = 1; r < 4; ++r) m = std::max(m, x[(std::size_t(v) * 4 + r) * f + j]);
+            y[std::size_t(v) * f + j] = m;
+        }
+    return y;
+}
+
+}  // namespace handgraph::kernels

@@ -1,0 +1,329 @@
+// handgraph/model.hpp: the three networks of the release, wired as in the paper
+// (spec section 2): net_hm (stacked hourglass), net_feat_mesh (feature net + graph CNN
+// mesh decoder) and net_mesh_pose (graph CNN pose regressor).
+// Weights are bound by name from a weight_file and prepared once (BatchNorm folded into
+// the neighbouring convolution, weights packed for the kernels); forward passes never
+// touch the file again. A network object is immutable after construction and may be
+// used from several threads at once.
+// Depends on weights.hpp, tensor.hpp, kernels/*.hpp.
+#pragma once
+#include <array>
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "error.hpp"
+#include "kernels/conv.hpp"
+#include "kernels/graph_conv.hpp"
+#include "tensor.hpp"
+#include "weights.hpp"
+
+namespace handgraph {
+
+constexpr int num_joints = 21;
+constexpr int num_features = 256;
+constexpr int num_stacks = 2;
+constexpr int heatmap_size = 64;
+constexpr int input_size = 256;
+constexpr int mesh_nodes = 1280;
+
+namespace detail {
+
+constexpr float bn_eps = 1e-5f;
+
+// BatchNorm in inference mode as a per-channel affine: y = x * scale + shift.
+struct affine {
+    std::vector<float> scale, shift;
+    static affine from_bn(const weight_file& w, const std::string& prefix, int c) {
+        std::vector<std::int64_t> s{c};
+        const float* g = w.f32(prefix + ".weight", s);
+        const float* b = w.f32(prefix + ".bias", s);
+        const float* m = w.f32(prefix + ".running_mean", s);
+        const float* v = w.f32(prefix + ".running_var", s);
+        affine a;
+        a.scale.resize(std::size_t(c));
+        a.shift.resize(std::size_t(c));
+        for (int i = 0; i < c; ++i) {
+            if (v[i] < 0) throw error(w.path() + ": tensor \"" + prefix + ".running_var\" holds a negative variance");
+            // Same arithmetic as PyTorch's inference batch norm: (x - mean) / sqrt(var + eps) * weight + bias
+            float inv = 1.0f / std::sqrt(v[i] + bn_eps);
+            a.scale[std::size_t(i)] = g[i] * inv;
+            a.shift[std::size_t(i)] = b[i] - m[i] * g[i] * inv;
+        }
+        return a;
+    }
+};
+
+inline kernels::conv2d load_conv(const weight_file& w, const std::string& prefix, int cout, int cin, int k, int stride, int pad,
+                                 const affine* bn = nullptr) {
+    const float* wt = w.f32(prefix + ".weight", {cout, cin, k, k});
+    const float* b = w.f32(prefix + ".bias", {cout});
+    return kernels::conv2d::prepare(wt, b, cout, cin, k, stride, pad, bn ? bn->scale.data() : nullptr, bn ? bn->shift.data() : nullptr);
+}
+
+inline kernels::linear load_linear(const weight_file& w, const std::string& prefix, int out, int in) {
+    return kernels::linear::prepare(w.f32(prefix + ".weight", {out, in}), w.f32(prefix + ".bias", {out}), out, in);
+}
+
+// Pre-activation bottleneck: y = conv3(relu(bn2(conv2(relu(bn1(conv1(relu(bn(x))))))))) + skip(x).
+class residual {
+public:
+    residual() = default;
+    residual(const weight_file& w, const std::string& p, int cin, int cout) : cin_(cin), cout_(cout) {
+        bn_ = affine::from_bn(w, p + ".bn", cin);
+        affine bn1 = affine::from_bn(w, p + ".bn1", cout / 2);
+        affine bn2 = affine::from_bn(w, p + ".bn2", cout / 2);
+        conv1_ = load_conv(w, p + ".conv1", cout / 2, cin, 1, 1, 0, &bn1);
+        conv2_ = load_conv(w, p + ".conv2", cout / 2, cout / 2, 3, 1, 1, &bn2);
+        conv3_ = load_conv(w, p + ".conv3", cout, cout / 2, 1, 1, 0);
+        if (cin != cout) conv4_ = std::make_unique<kernels::conv2d>(load_conv(w, p + ".conv4", cout, cin, 1, 1, 0));
+    }
+    int cout() const { return cout_; }
+
+    void run(const feature_map& x, feature_map& out, const kernels::exec& ex) const {
+        const int h = x.height, wd = x.width;
+        feature_map a(h, wd, cin_, 0);
+        kernels::scale_shift_relu(x, bn_.scale.data(), bn_.shift.data(), a, ex);
+        feature_map b(h, wd, cout_ / 2, 1);
+        conv1_.run(a, b, true, nullptr, ex);
+        feature_map c(h, wd, cout_ / 2, 0);
+        conv2_.run(b, c, true, nullptr, ex);
+        out.reset(h, wd, cout_, 0);
+        if (conv4_) {
+            feature_map skip(h, wd, cout_, 0);
+            conv4_->run(x, skip, false, nullptr, ex);
+            conv3_.run(c, out, false, &skip, ex);
+        } else {
+            conv3_.run(c, out, false, &x, ex);
+        }
+    }
+
+private:
+    int cin_ = 0, cout_ = 0;
+    affine bn_;
+    kernels::conv2d conv1_, conv2_, conv3_;
+    std::unique_ptr<kernels::conv2d> conv4_;
+};
+
+// Two residuals in a row (the hourglass's `*_[0..1]` pairs).
+inline void run_pair(const std::array<residual, 2>& r, const feature_map& x, feature_map& out, const kernels::exec& ex) {
+    feature_map t;
+    r[0].run(x, t, ex);
+    r[1].run(t, out, ex);
+}
+
+class hourglass {
+public:
+    hourglass(const weight_file& w, const std::string& p, int depth, int f) : depth_(depth) {
+        for (int i = 0; i < 2; ++i) {
+            up1_[std::size_t(i)] = residual(w, p + ".up1_." + std::to_string(i), f, f);
+            low1_[std::size_t(i)] = residual(w, p + ".low1_." + std::to_string(i), f, f);
+            low3_[std::size_t(i)] = residual(w, p + ".low3_." + std::to_string(i), f, f);
+            if (depth == 1) low2_[std::size_t(i)] = residual(w, p + ".low2_." + std::to_string(i), f, f);
+        }
+        if (depth > 1) inner_ = std::make_unique<hourglass>(w, p + ".low2", depth - 1, f);
+    }
+
+    void run(const feature_map& x, feature_map& out, const kernels::exec& ex) const {
+        feature_map up, pooled(x.height / 2, x.width / 2, x.channels, 0), low1, low2, low3;
+        run_pair(up1_, x, up, ex);
+        kernels::maxpool2x2(x, pooled, ex);
+        run_pair(low1_, pooled, low1, ex);
+        if (inner_) inner_->run(low1, low2, ex);
+        else run_pair(low2_, low1, low2, ex);
+        run_pair(low3_, low2, low3, ex);
+        out.reset(x.height, x.width, up.channels, 0);
+        kernels::upsample2x_add(low3, up, out, ex);
+    }
+
+private:
+    int depth_;
+    std::array<residual, 2> up1_, low1_, low2_, low3_;
+    std::unique_ptr<hourglass> inner_;
+};
+
+}  // namespace detail
+
+// Outputs of net_hm for one image.
+struct hm_outputs {
+    std::array<feature_map, num_stacks> heatmaps;  // 21 x 64 x 64 each
+    feature_map enc0, enc1;                       // 256 x 64 x 64 each
+};
+
+// net_hm: the stacked hourglass (input 3 x 256 x 256 -> 2 x 21 heat-maps of 64 x 64).
+class net_hm {
+public:
+    explicit net_hm(const weight_file& w) {
+        const std::string p = "net_hm.";
+        detail::affine bn1 = detail::affine::from_bn(w, p + "bn1", 64);
+        conv1_ = detail::load_conv(w, p + "conv1_", 64, 3, 7, 2, 3, &bn1);
+        r1_ = detail::residual(w, p + "r1", 64, 128);
+        r4_ = detail::residual(w, p + "r4", 128, 128);
+        r5_ = detail::residual(w, p + "r5", 128, num_features);
+        for (int i = 0; i < num_stacks; ++i) {
+            std::string s = std::to_string(i);
+            hg_.push_back(std::make_unique<detail::hourglass>(w, p + "hourglass." + s, 4, num_features));
+            res_[std::size_t(2 * i)] = detail::residual(w, p + "Residual." + std::to_string(2 * i), num_features, num_features);
+            res_[std::size_t(2 * i + 1)] = detail::residual(w, p + "Residual." + std::to_string(2 * i + 1), num_features, num_features);
+            detail::affine bn = detail::affine::from_bn(w, p + "lin_." + s + ".1", num_features);
+            lin_[std::size_t(i)] = detail::load_conv(w, p + "lin_." + s + ".0", num_features, num_features, 1, 1, 0, &bn);
+            tmp_out_[std::size_t(i)] = detail::load_conv(w, p + "tmpOut." + s, num_joints, num_features, 1, 1, 0);
+        }
+        ll_ = detail::load_conv(w, p + "ll_.0", num_features, num_features, 1, 1, 0);
+        tmp_out_back_ = detail::load_conv(w, p + "tmpOut_.0", num_features, num_joints, 1, 1, 0);
+    }
+
+    // input: 256 x 256 x 3 (channels B, G, R; values pixel / 255 - 0.5) with border >= 3.
+    void run(const feature_map& input, hm_outputs& o, const kernels::exec& ex) const {
+        feature_map c1(128, 128, 64, 0), t, pooled(64, 64, 128, 0), x;
+        conv1_.run(input, c1, true, nullptr, ex);
+        r1_.run(c1, t, ex);
+        kernels::maxpool2x2(t, pooled, ex);
+        r4_.run(pooled, t, ex);
+        r5_.run(t, x, ex);
+        const feature_map* cur = &x;  // the input of the current stack
+        for (int i = 0; i < num_stacks; ++i) {
+            feature_map hg, a, ll(64, 64, num_features, 0);
+            hg_[std::size_t(i)]->run(*cur, hg, ex);
+            res_[std::size_t(2 * i)].run(hg, a, ex);
+            res_[std::size_t(2 * i + 1)].run(a, hg, ex);
+            lin_[std::size_t(i)].run(hg, ll, true, nullptr, ex);
+            feature_map& hm = o.heatmaps[std::size_t(i)];
+            hm.reset(64, 64, num_joints, 0);
+            tmp_out_[std::size_t(i)].run(ll, hm, false, nullptr, ex);
+            if (i == 0) {
+                feature_map y(64, 64, num_features, 0);
+                ll_.run(ll, y, false, cur, ex);  // x + ll_(ll)
+                o.enc0.reset(64, 64, num_features, 0);
+                tmp_out_back_.run(hm, o.enc0, false, &y, ex);  // ... + tmpOut_(hm_0)
+                cur = &o.enc0;
+            } else {
+                o.enc1 = std::move(ll);
+            }
+        }
+    }
+
+private:
+    kernels::conv2d conv1_;
+    detail::residual r1_, r4_, r5_;
+    std::vector<std::unique_ptr<detail::hourglass>> hg_;
+    std::array<detail::residual, 2 * num_stacks> res_;
+    std::array<kernels::conv2d, num_stacks> lin_, tmp_out_;
+    kernels::conv2d ll_, tmp_out_back_;
+};
+
+// The rescaled Laplacians (levels 0..3) and node mask the graph networks run on.
+struct graph_operators {
+    std::array<kernels::csr_view, 5> laplacian;  // 1280, 640, 320, 160, 80 nodes
+    const unsigned char* mask = nullptr;         // 1280 entries, 1 for real vertices
+};
+
+// net_feat_mesh: feature net (heat-maps + encodings -> 4096 features) and the graph
+// CNN mesh decoder (4096 features -> 1280 x 3 mesh in normalised u, v, depth).
+class net_feat_mesh {
+public:
+    explicit net_feat_mesh(const weight_file& w) {
+        const std::string p = "net_feat_mesh.feat_net.";
+        heatmap_conv_ = detail::load_conv(w, p + "heatmap_conv", num_features, num_joints, 1, 1, 0);
+        encoding_conv_ = detail::load_conv(w, p + "encoding_conv", num_features, num_features, 1, 1, 0);
+        for (int i = 0; i < 8; ++i) reg_[std::size_t(i)] = detail::residual(w, p + "reg_." + std::to_string(i), num_features, num_features);
+        const std::string m = "net_feat_mesh.mesh_net.";
+        fc1_ = detail::load_linear(w, m + "fc.fc_1.fc", 512, 4096);
+        fc2_ = detail::load_linear(w, m + "fc.fc_2.fc", 80 * 64, 512);
+        const int fin[4] = {64, 64, 32, 32}, fout[4] = {64, 32, 32, 3};
+        for (int i = 0; i < 4; ++i) {
+            std::string s = std::to_string(i);
+            const float* wt = w.f32(m + "cl." + s + ".weight", {fout[i], fin[i] * 3});
+            const float* b = w.f32(m + "cl." + s + ".bias", {fout[i]});
+            if (i < 3) {
+                detail::affine bn = detail::affine::from_bn(w, m + "bn." + s, fout[i]);
+                cl_[std::size_t(i)] = kernels::cheb_conv::prepare(wt, b, fout[i], fin[i], bn.scale.data(), bn.shift.data());
+            } else {
+                cl_[std::size_t(i)] = kernels::cheb_conv::prepare(wt, b, fout[i], fin[i]);
+            }
+        }
+    }
+
+    // features: 4096 floats (C, H, W order); mesh: 1280 x 3.
+    void run(const hm_outputs& hm, const graph_operators& g, std::vector<float>& features, std::vector<float>& mesh,
+             const kernels::exec& ex) const {
+        feature_map t(64, 64, num_features, 0), x(64, 64, num_features, 0);
+        encoding_conv_.run(hm.enc1, t, false, &hm.enc0, ex);
+        heatmap_conv_.run(hm.heatmaps[1], x, false, &t, ex);
+        for (int b = 0; b < 4; ++b) {
+            feature_map a, c;
+            reg_[std::size_t(2 * b)].run(x, a, ex);
+            reg_[std::size_t(2 * b + 1)].run(a, c, ex);
+            x.reset(c.height / 2, c.width / 2, num_features, 0);
+            kernels::maxpool2x2(c, x, ex);
+        }
+        features.assign(4096, 0.0f);
+        for (int c = 0; c < num_features; ++c)
+            for (int y = 0; y < 4; ++y)
+                for (int xx = 0; xx < 4; ++xx) features[std::size_t(c * 16 + y * 4 + xx)] = x.at(c, y, xx);
+        std::vector<float> h(512), nodes(80 * 64);
+        fc1_.run(features.data(), h.data(), true, ex);
+        fc2_.run(h.data(), nodes.data(), false, ex);
+        // Block 0: 80 -> 320 nodes, Chebyshev on the level-2 Laplacian.
+        std::vector<float> u = kernels::graph_upsample4(nodes.data(), 80, 64);
+        std::vector<float> a(320 * 64), b(320 * 32);
+        cl_[0].run(g.laplacian[2], u.data(), a.data(), true);
+        cl_[1].run(g.laplacian[2], a.data(), b.data(), true);
+        // Block 1: 320 -> 1280 nodes, Chebyshev on the level-0 Laplacian.
+        u = kernels::graph_upsample4(b.data(), 320, 32);
+        std::vector<float> c(1280 * 32);
+        cl_[2].run(g.laplacian[0], u.data(), c.data(), true);
+        mesh.assign(1280 * 3, 0.0f);
+        cl_[3].run(g.laplacian[0], c.data(), mesh.data(), false);
+    }
+
+private:
+    kernels::conv2d heatmap_conv_, encoding_conv_;
+    std::array<detail::residual, 8> reg_;
+    kernels::linear fc1_, fc2_;
+    std::array<kernels::cheb_conv, 4> cl_;
+};
+
+// net_mesh_pose: masked mesh (1280 x 3) -> relative depths of joints 1..20.
+// As released: no BatchNorm (its tensors exist but are unused) and no ReLU.
+class net_mesh_pose {
+public:
+    explicit net_mesh_pose(const weight_file& w) {
+        const std::string p = "net_mesh_pose.";
+        const int fin[4] = {3, 32, 32, 64}, fout[4] = {32, 32, 64, 64};
+        for (int i = 0; i < 4; ++i) {
+            std::string s = std::to_string(i);
+            cl_[std::size_t(i)] = kernels::cheb_conv::prepare(w.f32(p + "cl." + s + ".weight", {fout[i], fin[i] * 3}),
+                                                             w.f32(p + "cl." + s + ".bias", {fout[i]}), fout[i], fin[i]);
+            for (const char* t : {".weight", ".bias", ".running_mean", ".running_var"}) w.ignore(p + "bn." + s + t);
+        }
+        fc1_ = detail::load_linear(w, p + "fc.fc_1.fc", 512, 80 * 64);
+        fc2_ = detail::load_linear(w, p + "fc.fc_2.fc", num_joints - 1, 512);
+    }
+
+    // mesh: 1280 x 3 (not yet masked); depths: 20 values.
+    void run(const std::vector<float>& mesh, const graph_operators& g, std::vector<float>& depths, const kernels::exec& ex) const {
+        std::vector<float> x(mesh);
+        for (int v = 0; v < mesh_nodes; ++v)
+            if (!g.mask[v]) x[std::size_t(v) * 3] = x[std::size_t(v) * 3 + 1] = x[std::size_t(v) * 3 + 2] = 0.0f;
+        std::vector<float> a(1280 * 32), b(1280 * 32);
+        cl_[0].run(g.laplacian[0], x.data(), a.data(), false);
+        cl_[1].run(g.laplacian[0], a.data(), b.data(), false);
+        std::vector<float> p = kernels::graph_maxpool4(b.data(), 1280, 32);
+        std::vector<float> c(320 * 64), d(320 * 64);
+        cl_[2].run(g.laplacian[2], p.data(), c.data(), false);
+        cl_[3].run(g.laplacian[2], c.data(), d.data(), false);
+        std::vector<float> q = kernels::graph_maxpool4(d.data(), 320, 64);
+        std::vector<float> h(512);
+        fc1_.run(q.data(), h.data(), false, ex);
+        depths.assign(num_joints - 1, 0.0f);
+        fc2_.run(h.data(), depths.data(), false, ex);
+    }
+
+private:
+    std::array<kernels::cheb_conv, 4> cl_;
+    kernels::linear fc1_, fc2_;
+};
+
+}  // namespace handgraph
