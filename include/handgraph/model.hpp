@@ -15,6 +15,8 @@
 
 #include "error.hpp"
 #include "kernels/conv.hpp"
+#include "kernels/elementwise.hpp"
+#include "kernels/linear.hpp"
 #include "kernels/graph_conv.hpp"
 #include "tensor.hpp"
 #include "weights.hpp"

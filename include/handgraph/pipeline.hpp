@@ -19,6 +19,7 @@
 
 #include "error.hpp"
 #include "graph.hpp"
+#include "obj.hpp"
 #include "model.hpp"
 #include "weights.hpp"
 
@@ -132,11 +133,12 @@ public:
         const tensor_info& fi = w.info("template.faces");
         if (vi.shape.size() != 2 || vi.shape[1] != 3) throw error(w.path() + ": tensor \"template.vertices\" must have shape (N, 3)");
         if (fi.shape.size() != 2 || fi.shape[1] != 3) throw error(w.path() + ": tensor \"template.faces\" must have shape (M, 3)");
-        template_mesh t;
         const float* vp = w.f32("template.vertices", vi.shape);
-        t.vertices.assign(vp, vp + vi.numel());
-        t.faces = w.i32("template.faces", fi.shape);
-        graph_ = build_hand_graph(t);
+        graph_ = build_hand_graph(make_template_mesh(std::vector<float>(vp, vp + vi.numel()), w.i32("template.faces", fi.shape),
+                                                     w.path() + ": template mesh"));
+        if (graph_.laplacians.size() != 5 || graph_.num_nodes(0) != mesh_nodes || graph_.num_nodes(4) != 80)
+            throw error(w.path() + ": the template mesh gives a graph of " + std::to_string(graph_.num_nodes(0)) +
+                        " nodes, the network needs 1280 (80 coarsest)");
         w.check_all_used();
         init_graph_views();
     }
@@ -225,7 +227,7 @@ private:
     void init_graph_views() {
         for (int l = 0; l < 5; ++l) {
             const auto& L = graph_.laplacians[std::size_t(l)];
-            ops_.laplacian[std::size_t(l)] = kernels::csr_view{L.rows, L.row_ptr.data(), L.col.data(), L.val.data()};
+            ops_.laplacian[std::size_t(l)] = kernels::csr_view{L.size, L.row_ptr.data(), L.col.data(), L.values.data()};
         }
         mask_.assign(graph_.mask.begin(), graph_.mask.end());
         ops_.mask = mask_.data();

@@ -271,7 +271,10 @@ public:
         return *t;
     }
     // Mark a tensor as deliberately unused (present in checkpoints, not in the forward pass).
-    void ignore(const std::string& name) const { info(name); }
+    void ignore(const std::string& name) const {
+        if (random_ && !file_.find(name)) return;
+        info(name);
+    }
     // Refuse tensors that no layer asked for (a file of another model, a stray key).
     void check_all_used() const {
         std::string extra;

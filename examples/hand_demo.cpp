@@ -1,0 +1,194 @@
+// hand_demo: one 256x256 crop in, 2D joints, 3D joints and the hand mesh out.
+//
+//   hand_demo --weights W --image IMG [--cam fx,fy,u0,v0 --bbox x,y,w,h --root x,y,z
+//             --scale s] --json OUT.json [--obj OUT.obj] [--threads N]
+//
+// Without --weights and --image it runs on the embedded default (a generated crop and a
+// deterministic random-weight model of the real shapes) and says so.
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <stb_image.h>
+
+#include "handgraph/demo.hpp"
+#include "handgraph/io.hpp"
+#include "handgraph/json.hpp"
+#include "handgraph/kernels/dispatch.hpp"
+#include "handgraph/pipeline.hpp"
+
+namespace {
+
+const char* usage =
+    "usage: hand_demo [--weights W.safetensors] [--image CROP.png|.jpg]\n"
+    "                 [--cam fx,fy,u0,v0 --bbox x,y,w,h --root x,y,z --scale s]\n"
+    "                 [--json OUT.json] [--obj OUT.obj] [--threads N] [--template T.obj]\n"
+    "\n"
+    "Runs the hand shape and pose network (Ge et al., CVPR 2019) on one 256x256 crop.\n"
+    "  --weights   weight file made by tools/convert_weights.py; without it a\n"
+    "              deterministic random-weight model of the real shapes is used\n"
+    "              (outputs meaningless, timings real)\n"
+    "  --image     the 256x256 crop (PNG/JPEG); without it a generated crop is used\n"
+    "  --cam, --bbox, --root, --scale\n"
+    "              camera intrinsics (pixels), the crop's box in the original image,\n"
+    "              the root joint (cm, camera space) and the hand scale (cm). All four\n"
+    "              together give metric outputs; without them the 3D outputs are\n"
+    "              normalised: (u/256, v/256, root-relative depth in units of scale)\n"
+    "  --json      write uv (21x2), pose_xyz (21x3), mesh_xyz (954x3) and timings\n"
+    "  --obj       write the mesh as Wavefront OBJ (954 vertices, 1892 faces)\n"
+    "  --threads   threads for inference (default 1)\n"
+    "  --template  template OBJ for the random-weight model (default: the release's\n"
+    "              in ../shared/data/hand-graph-cnn, else a synthetic one)\n"
+    "Values are comma-separated and may be negative: --root -3.2,11.0,42.4\n";
+
+template <std::size_t N>
+std::array<float, N> parse_floats(const std::string& flag, const std::string& text) {
+    std::array<float, N> out{};
+    std::stringstream ss(text);
+    std::string item;
+    std::size_t i = 0;
+    while (std::getline(ss, item, ',')) {
+        char* end = nullptr;
+        if (i >= N) throw handgraph::error(flag + ": expected " + std::to_string(N) + " comma-separated numbers, got more: \"" + text + "\"");
+        out[i] = std::strtof(item.c_str(), &end);
+        if (item.empty() || *end != '\0' || !std::isfinite(out[i]))
+            throw handgraph::error(flag + ": \"" + item + "\" is not a number");
+        ++i;
+    }
+    if (i != N) throw handgraph::error(flag + ": expected " + std::to_string(N) + " comma-separated numbers, got \"" + text + "\"");
+    return out;
+}
+
+std::vector<unsigned char> load_crop(const std::string& path) {
+    int w = 0, h = 0, c = 0;
+    if (!stbi_info(path.c_str(), &w, &h, &c))
+        throw handgraph::error(path + ": cannot read image (" + std::string(stbi_failure_reason() ? stbi_failure_reason() : "unknown format") + ")");
+    if (w != handgraph::input_size || h != handgraph::input_size)
+        throw handgraph::error(path + ": image is " + std::to_string(w) + "x" + std::to_string(h) + ", the network needs a 256x256 crop");
+    unsigned char* rgb = stbi_load(path.c_str(), &w, &h, &c, 3);
+    if (!rgb) throw handgraph::error(path + ": cannot decode image (" + std::string(stbi_failure_reason()) + ")");
+    std::vector<unsigned char> bgr(std::size_t(w) * h * 3);
+    for (std::size_t i = 0; i < bgr.size(); i += 3) {
+        bgr[i] = rgb[i + 2];
+        bgr[i + 1] = rgb[i + 1];
+        bgr[i + 2] = rgb[i];
+    }
+    stbi_image_free(rgb);
+    return bgr;
+}
+
+int run(int argc, char** argv) {
+    std::string weights, image, json_out, obj_out, template_path;
+    std::string cam, bbox, root, scale;
+    int threads = 1;
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        if (a == "--help" || a == "-h") {
+            std::cout << usage;
+            return 0;
+        }
+        auto value = [&]() -> std::string {
+            if (i + 1 >= argc) throw handgraph::error(a + " needs a value (see --help)");
+            return argv[++i];
+        };
+        if (a == "--weights") weights = value();
+        else if (a == "--image") image = value();
+        else if (a == "--json") json_out = value();
+        else if (a == "--obj") obj_out = value();
+        else if (a == "--template") template_path = value();
+        else if (a == "--cam") cam = value();
+        else if (a == "--bbox") bbox = value();
+        else if (a == "--root") root = value();
+        else if (a == "--scale") scale = value();
+        else if (a == "--threads") {
+            std::string v = value();
+            char* end = nullptr;
+            long t = std::strtol(v.c_str(), &end, 10);
+            if (v.empty() || *end || t < 1 || t > 256) throw handgraph::error("--threads: \"" + v + "\" is not a thread count (1-256)");
+            threads = int(t);
+        } else throw handgraph::error("unknown argument \"" + a + "\" (see --help)");
+    }
+    int given = !cam.empty() + !bbox.empty() + !root.empty() + !scale.empty();
+    if (given != 0 && given != 4) throw handgraph::error("--cam, --bbox, --root and --scale go together (metric outputs need all four)");
+    handgraph::crop_params params;
+    if (given == 4) {
+        params.cam = parse_floats<4>("--cam", cam);
+        params.bbox = parse_floats<4>("--bbox", bbox);
+        params.root_cm = parse_floats<3>("--root", root);
+        params.scale_cm = parse_floats<1>("--scale", scale)[0];
+        if (params.cam[0] == 0 || params.cam[1] == 0) throw handgraph::error("--cam: focal lengths must not be zero");
+    }
+
+    using clock = std::chrono::steady_clock;
+    auto t0 = clock::now();
+    std::string model_desc, template_desc;
+    handgraph::model model = [&] {
+        if (!weights.empty()) {
+            model_desc = weights;
+            return handgraph::model::load(weights);
+        }
+        handgraph::template_mesh t = handgraph::demo_template(template_path, &template_desc);
+        model_desc = "random weights (seed 1), template: " + template_desc;
+        return handgraph::random_model(1, t);
+    }();
+    double load_ms = std::chrono::duration<double, std::milli>(clock::now() - t0).count();
+    std::vector<unsigned char> crop = image.empty() ? handgraph::demo_crop() : load_crop(image);
+    bool demo_params = given == 0 && image.empty();
+    if (demo_params) params = handgraph::demo_params();
+    const bool metric = given == 4 || demo_params;
+
+    handgraph::estimate_options opt;
+    opt.threads = threads;
+    handgraph::stage_times st;
+    auto t1 = clock::now();
+    handgraph::hand_estimate e = model.estimate(crop.data(), metric ? &params : nullptr, opt, &st);
+    double run_ms = std::chrono::duration<double, std::milli>(clock::now() - t1).count();
+
+    std::cerr << "model:   " << model_desc << (weights.empty() ? "  [DEMO: not the released weights; outputs are meaningless]" : "") << "\n"
+              << "image:   " << (image.empty() ? "generated demo crop" : image) << "\n"
+              << "outputs: " << (metric ? "metric (cm, camera space)" : "normalised (u/256, v/256, root-relative depth / scale): pass --cam --bbox --root --scale for cm") << "\n"
+              << "kernels: " << handgraph::kernels::active_arch_name() << ", threads " << threads << "\n"
+              << "time:    load " << load_ms << " ms, inference " << run_ms << " ms (net_hm " << st.net_hm << ", feature+mesh " << st.feat_mesh
+              << ", pose " << st.mesh_pose << ", post " << st.post << ")\n";
+    if (json_out.empty() && obj_out.empty()) {
+        std::cerr << "(no --json/--obj given: printing 2D joints)\n";
+        for (int j = 0; j < handgraph::num_joints; ++j) std::cout << "joint " << j << ": u " << e.uv[std::size_t(2 * j)] << " v " << e.uv[std::size_t(2 * j + 1)] << "\n";
+    }
+    if (!json_out.empty()) {
+        namespace js = handgraph::json;
+        std::string s = "{\n";
+        s += "  \"model\": " + js::quote(model_desc) + ",\n";
+        s += "  \"random_weights\": " + std::string(weights.empty() ? "true" : "false") + ",\n";
+        s += "  \"image\": " + js::quote(image.empty() ? "generated demo crop" : image) + ",\n";
+        s += "  \"metric\": " + std::string(metric ? "true" : "false") + ",\n";
+        s += "  \"units\": " + js::quote(metric ? "cm, camera space" : "normalised: u/256, v/256, root-relative depth in units of scale; root joint at 0") + ",\n";
+        s += "  \"uv\": " + js::matrix(e.uv.data(), handgraph::num_joints, 2) + ",\n";
+        s += "  \"pose_xyz\": " + js::matrix(e.pose_xyz.data(), handgraph::num_joints, 3) + ",\n";
+        s += "  \"mesh_xyz\": " + js::matrix(e.mesh_xyz.data(), e.mesh_xyz.size() / 3, 3) + ",\n";
+        s += "  \"timing_ms\": {\"load\": " + js::number(load_ms, 5) + ", \"inference\": " + js::number(run_ms, 5) + ", \"net_hm\": " + js::number(st.net_hm, 5) +
+             ", \"feat_mesh\": " + js::number(st.feat_mesh, 5) + ", \"mesh_pose\": " + js::number(st.mesh_pose, 5) + ", \"post\": " + js::number(st.post, 5) + "},\n";
+        s += "  \"threads\": " + std::to_string(threads) + "\n}\n";
+        handgraph::write_file_atomic(json_out, s);
+        std::cerr << "wrote " << json_out << "\n";
+    }
+    if (!obj_out.empty()) {
+        handgraph::write_file_atomic(obj_out, handgraph::obj_text(e.mesh_xyz, model.faces(), "handgraph mesh, " + std::string(metric ? "cm" : "normalised")));
+        std::cerr << "wrote " << obj_out << "\n";
+    }
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& e) {
+        std::cerr << "error: " << e.what() << "\n";
+        return 1;
+    }
+}
