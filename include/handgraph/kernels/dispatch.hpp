@@ -4,8 +4,9 @@
 // args&) const`, defined (not inline) in its header. Two ways to get the instantiations:
 //  - our own executables link `handgraph_runtime`, which defines HANDGRAPH_RUNTIME_DISPATCH=1
 //    and compiles tools/runtime/kernels_<isa>.cpp with that instruction set's flags; the
-//    headers then only declare the instantiations (`extern template`) and `xsimd::dispatch`
-//    picks the best one the CPU supports, once per call (detection itself is cached);
+//    headers then only declare the instantiations (`extern template`) and each call picks
+//    the best one the CPU supports, walking the arch list as `xsimd::dispatch` does (plus an
+//    optional cap, exec::arch, so tests can run every compiled instruction set);
 //  - a library user who only includes the headers gets `xsimd::default_arch`, i.e. whatever
 //    their own compiler flags allow, instantiated in their translation unit.
 // Arch-templated code takes raw pointers and integers only and calls nothing that is not
@@ -17,7 +18,9 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstring>
 #include <string>
+#include <vector>
 
 #include "../error.hpp"
 
@@ -27,8 +30,11 @@ namespace kernels {
 // Execution options of one kernel call. `threads` goes to OpenMP `num_threads` clauses;
 // the kernels never touch global OpenMP state, so a model can be shared between threads.
 // Results do not depend on `threads` (bit-identical).
+// `arch` (tests, benchmarks): null for the best instruction set of this CPU, or the name of
+// one (see available_arch_names()) to use it or the best one below it.
 struct exec {
     int threads = 1;
+    const char* arch = nullptr;
 };
 
 namespace detail {
@@ -43,16 +49,57 @@ using kernel_archs = xsimd::arch_list<xsimd::avx512f, xsimd::fma3<xsimd::avx2>, 
 using kernel_archs = xsimd::arch_list<xsimd::default_arch>;
 #endif
 
-// Calls f(Arch{}, args) for the best Arch of kernel_archs that this CPU supports.
+// The version (xsimd's numbering) of the arch named `name` in kernel_archs; 0 if none.
+template <class... Archs>
+inline unsigned arch_version_of(xsimd::arch_list<Archs...>, const char* name) {
+    unsigned v = 0;
+    ((v = std::strcmp(Archs::name(), name) == 0 ? Archs::version() : v), ...);
+    return v;
+}
+
+// The best version the call may use: the CPU's best, capped by ex.arch.
+inline unsigned best_version(const exec& ex) {
+    unsigned best = xsimd::available_architectures().best;
+    if (ex.arch) {
+        const unsigned v = arch_version_of(kernel_archs{}, ex.arch);
+        if (v == 0) throw error(std::string("kernels: no instruction set named '") + ex.arch + "' compiled in");
+        best = std::min(best, v);
+    }
+    return best;
+}
+
+// Walks kernel_archs (best first) like xsimd::dispatch, stopping at the first arch whose
+// version is at most `best`; the last arch is the fallback.
+template <class F, class Args, class Arch>
+inline auto walk_archs(xsimd::arch_list<Arch>, unsigned, const F& f, const Args& args) {
+    return f(Arch{}, args);
+}
+template <class F, class Args, class Arch, class Next, class... Rest>
+inline auto walk_archs(xsimd::arch_list<Arch, Next, Rest...>, unsigned best, const F& f, const Args& args) {
+    if (Arch::version() <= best) return f(Arch{}, args);
+    return walk_archs(xsimd::arch_list<Next, Rest...>{}, best, f, args);
+}
+
+// Calls f(Arch{}, args) for the best Arch of kernel_archs that this CPU supports (and that
+// ex.arch allows).
 template <class F, class Args>
-inline void dispatch_call(const F& f, const Args& args) {
-    xsimd::dispatch<kernel_archs>(f)(args);
+inline void dispatch_call(const F& f, const Args& args, const exec& ex) {
+    walk_archs(kernel_archs{}, best_version(ex), f, args);
 }
 
 struct arch_name_fn {
     template <class Arch>
-    const char* operator()(Arch) const noexcept { return Arch::name(); }
+    const char* operator()(Arch, int) const noexcept { return Arch::name(); }
 };
+
+template <class... Archs>
+inline std::vector<std::string> arch_names_available(xsimd::arch_list<Archs...>) {
+    std::vector<std::string> names;
+    const unsigned best = xsimd::available_architectures().best;
+    ((Archs::version() <= best ? names.push_back(Archs::name()) : void()), ...);
+    if (names.empty()) names.push_back(walk_archs(kernel_archs{}, 0, arch_name_fn{}, 0));
+    return names;
+}
 
 inline int thread_count(const exec& ex) { return ex.threads < 1 ? 1 : ex.threads; }
 
@@ -73,10 +120,15 @@ inline int thread_count(const exec& ex) { return ex.threads < 1 ? 1 : ex.threads
 
 }  // namespace detail
 
-// Name of the instruction set the kernels run with on this CPU, e.g. "avx512f",
-// "fma3+avx2", "sse2".
-inline const char* active_arch_name() {
-    return xsimd::dispatch<detail::kernel_archs>(detail::arch_name_fn{})();
+// Name of the instruction set the kernels run with on this CPU (for calls with `ex`), e.g.
+// "avx512f", "fma3+avx2", "sse2".
+inline const char* active_arch_name(const exec& ex = exec{}) {
+    return detail::walk_archs(detail::kernel_archs{}, detail::best_version(ex), detail::arch_name_fn{}, 0);
+}
+
+// Names of the compiled instruction sets this CPU can run, best first.
+inline std::vector<std::string> available_arch_names() {
+    return detail::arch_names_available(detail::kernel_archs{});
 }
 
 }  // namespace kernels

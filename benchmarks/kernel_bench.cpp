@@ -1,0 +1,121 @@
+// benchmarks/kernel_bench.cpp: GFLOP/s of the convolution and linear kernels on every layer
+// shape of the networks (random weights), median of many runs, and the convolution time of
+// one image estimated from the per-shape times and the number of layers of each shape.
+// Usage: kernel_bench [threads=1] [min_seconds_per_shape=0.2] [filter substring] [arch]
+#include <handgraph/kernels/kernels.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+using namespace handgraph;
+using namespace handgraph::kernels;
+
+namespace {
+
+struct shape {
+    const char* name;
+    int cin, cout, k, stride, pad, h, w;  // input size
+    int count;                            // layers of this shape in net_hm + net_feat_mesh
+};
+
+// Residual(256,256): 10 at 64x64, 14 at 32, 16 and 8, 12 at 4 (hourglasses, stacks, feat_net).
+const shape shapes[] = {
+    {"conv1 7x7/2 3->64 @256", 3, 64, 7, 2, 3, 256, 256, 1},
+    {"1x1 64->64 @128", 64, 64, 1, 1, 0, 128, 128, 1},
+    {"3x3 64->64 @128", 64, 64, 3, 1, 1, 128, 128, 1},
+    {"1x1 64->128 @128", 64, 128, 1, 1, 0, 128, 128, 2},
+    {"1x1 128->64 @64", 128, 64, 1, 1, 0, 64, 64, 1},
+    {"3x3 64->64 @64", 64, 64, 3, 1, 1, 64, 64, 1},
+    {"1x1 64->128 @64", 64, 128, 1, 1, 0, 64, 64, 1},
+    {"1x1 128->128 @64", 128, 128, 1, 1, 0, 64, 64, 1},
+    {"1x1 128->256 @64", 128, 256, 1, 1, 0, 64, 64, 12},
+    {"1x1 256->128 @64", 256, 128, 1, 1, 0, 64, 64, 10},
+    {"3x3 128->128 @64", 128, 128, 3, 1, 1, 64, 64, 11},
+    {"1x1 256->256 @64", 256, 256, 1, 1, 0, 64, 64, 4},
+    {"1x1 256->21 @64", 256, 21, 1, 1, 0, 64, 64, 2},
+    {"1x1 21->256 @64", 21, 256, 1, 1, 0, 64, 64, 2},
+    {"1x1 256->128 @32", 256, 128, 1, 1, 0, 32, 32, 14},
+    {"3x3 128->128 @32", 128, 128, 3, 1, 1, 32, 32, 14},
+    {"1x1 128->256 @32", 128, 256, 1, 1, 0, 32, 32, 14},
+    {"1x1 256->128 @16", 256, 128, 1, 1, 0, 16, 16, 14},
+    {"3x3 128->128 @16", 128, 128, 3, 1, 1, 16, 16, 14},
+    {"1x1 128->256 @16", 128, 256, 1, 1, 0, 16, 16, 14},
+    {"1x1 256->128 @8", 256, 128, 1, 1, 0, 8, 8, 14},
+    {"3x3 128->128 @8", 128, 128, 3, 1, 1, 8, 8, 14},
+    {"1x1 128->256 @8", 128, 256, 1, 1, 0, 8, 8, 14},
+    {"1x1 256->128 @4", 256, 128, 1, 1, 0, 4, 4, 12},
+    {"3x3 128->128 @4", 128, 128, 3, 1, 1, 4, 4, 12},
+    {"1x1 128->256 @4", 128, 256, 1, 1, 0, 4, 4, 12},
+};
+
+template <class F>
+double median_seconds(F&& f, double min_total) {
+    f();  // warm up
+    std::vector<double> t;
+    double total = 0;
+    while (total < min_total || t.size() < 5) {
+        auto t0 = std::chrono::steady_clock::now();
+        f();
+        double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        t.push_back(s);
+        total += s;
+    }
+    std::sort(t.begin(), t.end());
+    return t[t.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const int threads = argc > 1 ? std::atoi(argv[1]) : 1;
+    const double min_total = argc > 2 ? std::atof(argv[2]) : 0.2;
+    const std::string filter = argc > 3 ? argv[3] : "";
+    const exec ex{threads, argc > 4 ? argv[4] : nullptr};
+    std::mt19937 rng(42);
+    std::uniform_real_distribution<float> d(-0.1f, 0.1f);
+    std::printf("arch %s, threads %d\n", active_arch_name(ex), threads);
+    std::printf("%-26s %9s %9s %10s %9s %10s %9s\n", "layer", "MFLOP", "direct ms", "GFLOP/s", "run() ms", "GFLOP/s",
+                "x count");
+    double net_ms = 0, net_flop = 0;
+    for (const shape& s : shapes) {
+        if (!filter.empty() && std::string(s.name).find(filter) == std::string::npos) continue;
+        std::vector<float> w(std::size_t(s.cout) * s.cin * s.k * s.k), b(s.cout);
+        for (float& x : w) x = d(rng);
+        for (float& x : b) x = d(rng);
+        conv2d conv = conv2d::prepare(w.data(), b.data(), s.cout, s.cin, s.k, s.stride, s.pad);
+        feature_map in(s.h, s.w, s.cin, s.pad);
+        for (int y = 0; y < s.h; ++y)
+            for (int x = 0; x < s.w; ++x)
+                for (int c = 0; c < s.cin; ++c) in.pixel(y, x)[c] = d(rng);
+        const int oh = (s.h + 2 * s.pad - s.k) / s.stride + 1, ow = (s.w + 2 * s.pad - s.k) / s.stride + 1;
+        feature_map out(oh, ow, s.cout, 1);
+        const double flop = 2.0 * oh * ow * s.cout * s.cin * s.k * s.k;
+        const double td = median_seconds([&] { conv.run_direct(in, out, true, nullptr, ex); }, min_total);
+        const double tr = median_seconds([&] { conv.run(in, out, true, nullptr, ex); }, min_total);
+        std::printf("%-26s %9.1f %9.3f %10.1f %9.3f %10.1f %9d%s\n", s.name, flop / 1e6, td * 1e3, flop / td / 1e9,
+                    tr * 1e3, flop / tr / 1e9, s.count, conv.uses_winograd(oh, ow) ? " winograd" : "");
+        net_ms += s.count * tr * 1e3;
+        net_flop += s.count * flop;
+    }
+    std::printf("convolutions of one image (shapes x counts): %.1f ms for %.2f GFLOP = %.1f GFLOP/s effective\n",
+                net_ms, net_flop / 1e9, net_flop / (net_ms * 1e-3) / 1e9);
+
+    const int fc[][2] = {{4096, 512}, {512, 5120}, {5120, 512}, {512, 20}};
+    for (const auto& f : fc) {
+        if (!filter.empty() && std::string("linear").find(filter) == std::string::npos) continue;
+        const int in = f[0], out = f[1];
+        std::vector<float> w(std::size_t(in) * out), b(out), x(in), y(out);
+        for (float& v : w) v = d(rng);
+        for (float& v : x) v = d(rng);
+        linear l = linear::prepare(w.data(), b.data(), out, in);
+        const double t = median_seconds([&] { l.run(x.data(), y.data(), false, ex); }, min_total);
+        std::printf("linear %5d->%-5d %8.3f ms %7.1f GB/s of weights\n", in, out, t * 1e3,
+                    double(in) * out * 4 / t / 1e9);
+    }
+    return 0;
+}

@@ -1,0 +1,289 @@
+// handgraph/kernels/conv.hpp: 2D convolution on feature maps (HWC, channels padded to 16).
+//
+// conv2d::prepare packs the OIHW weights once (folded affine included); conv2d::run computes
+// out = [relu](conv(in) + bias) [+ residual] over the interior of `out`.
+// Direct kernel ("conv_direct"): output channels in 16-wide blocks held in SIMD registers,
+// a register tile of `pixels` consecutive output pixels x `blocks` 16-channel blocks,
+// accumulating over taps and the *logical* input channels (so a 3-channel image costs 3, not
+// 16, multiply-adds per tap), input scalars broadcast, bias/relu/residual fused in the store.
+// Weights are packed per 16 output channels as [cout/16][ky][kx][cin][16].
+// Depends on tensor.hpp, dispatch.hpp, winograd.hpp (3x3 stride-1 layers).
+#pragma once
+#include <cstddef>
+#include <string>
+#include <utility>
+
+#include "../error.hpp"
+#include "../tensor.hpp"
+#include "dispatch.hpp"
+#include "winograd.hpp"
+
+namespace handgraph {
+namespace kernels {
+namespace detail {
+
+struct conv_args {
+    const float* in;  // input at the first tap of output pixel (0, 0): in.pixel(-pad, -pad)
+    std::ptrdiff_t in_row;  // floats between input rows
+    int in_cpad;
+    float* out;  // out.pixel(0, 0)
+    std::ptrdiff_t out_row;
+    int out_cpad;
+    const float* res;  // residual.pixel(0, 0) or nullptr
+    std::ptrdiff_t res_row;
+    int res_cpad;
+    int out_h, out_w;
+    int cin, kernel, stride;
+    const float* weight;  // [cout16][k][k][cin][16]
+    const float* bias;    // [cout16 * 16]
+    int cout16;
+    bool relu;
+    int threads;
+};
+
+// Register tile per instruction set: `pixels` x `blocks` 16-channel blocks of accumulators
+// (AVX-512: 12 x 2 = 24 of 32 zmm registers; AVX2: 6 x 1 x 2 ymm = 12 of 16; SSE: 2 x 1 x 4).
+template <class Arch>
+struct conv_tile_shape {
+    static constexpr int lanes = int(xsimd::batch<float, Arch>::size);
+    static constexpr int pixels = lanes >= 16 ? 12 : lanes == 8 ? 6 : 2;
+    static constexpr int blocks = lanes >= 16 ? 2 : 1;
+};
+
+// One tile: P output pixels (input pixels `ps` floats apart) x NB output blocks.
+template <class Arch, int P, int NB>
+inline void conv_direct_tile(const float* ip, std::ptrdiff_t ps, std::ptrdiff_t irow, int icpad, int k,
+                             int cin, const float* w, std::ptrdiff_t gs, const float* bias, float* op,
+                             int ocpad, const float* rp, int rcpad, bool relu) {
+    using B = xsimd::batch<float, Arch>;
+    constexpr int L = int(B::size), R = 16 / L, V = NB * R;
+    B acc[P][V];
+#pragma GCC unroll 8
+    for (int v = 0; v < V; ++v) {
+        B b = B::load_aligned(bias + (v / R) * 16 + (v % R) * L);
+#pragma GCC unroll 16
+        for (int p = 0; p < P; ++p) acc[p][v] = b;
+    }
+    for (int ky = 0; ky < k; ++ky)
+        for (int kx = 0; kx < k; ++kx) {
+            const float* x = ip + ky * irow + kx * icpad;
+            for (int ci = 0; ci < cin; ++ci, w += 16) {
+                B wv[V];
+#pragma GCC unroll 8
+                for (int v = 0; v < V; ++v) wv[v] = B::load_aligned(w + (v / R) * gs + (v % R) * L);
+#pragma GCC unroll 16
+                for (int p = 0; p < P; ++p) {
+                    B xb(x[p * ps + ci]);
+#pragma GCC unroll 8
+                    for (int v = 0; v < V; ++v) acc[p][v] = xsimd::fma(xb, wv[v], acc[p][v]);
+                }
+            }
+        }
+    const B zero(0.0f);
+#pragma GCC unroll 16
+    for (int p = 0; p < P; ++p)
+#pragma GCC unroll 8
+        for (int v = 0; v < V; ++v) {
+            std::ptrdiff_t c = (v / R) * 16 + (v % R) * L;
+            B y = acc[p][v];
+            if (relu) y = xsimd::max(y, zero);
+            if (rp) y += B::load_aligned(rp + p * rcpad + c);
+            y.store_aligned(op + p * ocpad + c);
+        }
+}
+
+// Tail of a row: n < P pixels, as one tile of exactly n pixels.
+template <class Arch, int NB, int P>
+struct conv_direct_tail {
+    template <class... T>
+    static void run(int n, T... t) {
+        if (n == P) conv_direct_tile<Arch, P, NB>(t...);
+        else conv_direct_tail<Arch, NB, P - 1>::run(n, t...);
+    }
+};
+template <class Arch, int NB>
+struct conv_direct_tail<Arch, NB, 0> {
+    template <class... T>
+    static void run(int, T...) {}
+};
+
+// Output row `oy`, output blocks [g, g + NB).
+template <class Arch, int NB>
+inline void conv_direct_row(const conv_args& a, int oy, int g) {
+    constexpr int P = conv_tile_shape<Arch>::pixels;
+    const std::ptrdiff_t gs = std::ptrdiff_t(a.kernel) * a.kernel * a.cin * 16;
+    const std::ptrdiff_t ps = std::ptrdiff_t(a.stride) * a.in_cpad;
+    const float* ip = a.in + std::ptrdiff_t(oy) * a.stride * a.in_row;
+    const float* w = a.weight + g * gs;
+    const float* bias = a.bias + g * 16;
+    float* op = a.out + oy * a.out_row + g * 16;
+    const float* rp = a.res ? a.res + oy * a.res_row + g * 16 : nullptr;
+    int ox = 0;
+    for (; ox + P <= a.out_w; ox += P)
+        conv_direct_tile<Arch, P, NB>(ip + ox * ps, ps, a.in_row, a.in_cpad, a.kernel, a.cin, w, gs, bias,
+                                      op + ox * a.out_cpad, a.out_cpad, rp ? rp + ox * a.res_cpad : nullptr,
+                                      a.res_cpad, a.relu);
+    if (ox < a.out_w)
+        conv_direct_tail<Arch, NB, P - 1>::run(a.out_w - ox, ip + ox * ps, ps, a.in_row, a.in_cpad, a.kernel,
+                                               a.cin, w, gs, bias, op + ox * a.out_cpad, a.out_cpad,
+                                               rp ? rp + ox * a.res_cpad : nullptr, a.res_cpad, a.relu);
+}
+
+template <class Arch, int NB>
+struct conv_direct_blocks {
+    static void run(int nb, const conv_args& a, int oy, int g) {
+        if (nb == NB) conv_direct_row<Arch, NB>(a, oy, g);
+        else conv_direct_blocks<Arch, NB - 1>::run(nb, a, oy, g);
+    }
+};
+template <class Arch>
+struct conv_direct_blocks<Arch, 0> {
+    static void run(int, const conv_args&, int, int) {}
+};
+
+struct conv_direct_fn {
+    template <class Arch>
+    void operator()(Arch, const conv_args& a) const;
+};
+
+template <class Arch>
+void conv_direct_fn::operator()(Arch, const conv_args& a) const {
+    constexpr int NB = conv_tile_shape<Arch>::blocks;
+    const int ngroups = (a.cout16 + NB - 1) / NB;
+    const int items = a.out_h * ngroups;
+#pragma omp parallel for num_threads(a.threads) if (a.threads > 1) schedule(static)
+    for (int it = 0; it < items; ++it) {
+        int oy = it / ngroups, g = (it % ngroups) * NB;
+        int nb = a.cout16 - g < NB ? a.cout16 - g : NB;
+        conv_direct_blocks<Arch, NB>::run(nb, a, oy, g);
+    }
+}
+
+HANDGRAPH_KERNEL_DECLARE(conv_direct_fn, conv_args)
+
+inline void check_map(const feature_map& m, const char* what) {
+    std::size_t n = std::size_t(m.height + 2 * m.border) * std::size_t(m.width + 2 * m.border) * std::size_t(m.cpad);
+    if (m.height <= 0 || m.width <= 0 || m.channels <= 0 || m.border < 0 || m.cpad != round_up(m.channels, channel_block) ||
+        m.buf.size() != n)
+        throw error(std::string("kernels: ") + what + " is not a valid feature map (" + std::to_string(m.height) + "x" +
+                    std::to_string(m.width) + "x" + std::to_string(m.channels) + ", border " +
+                    std::to_string(m.border) + ")");
+}
+
+inline std::string shape_str(const feature_map& m) {
+    return std::to_string(m.height) + "x" + std::to_string(m.width) + "x" + std::to_string(m.channels);
+}
+
+}  // namespace detail
+
+// A convolution layer with its weights packed for the kernels. Move-only.
+class conv2d {
+public:
+    // weight OIHW [cout][cin][kernel][kernel], bias [cout] (may be null: zero); optional
+    // per-output-channel affine applied after the convolution (folded BatchNorm):
+    // y = (conv(x) + bias) * scale + shift (scale and shift may each be null).
+    static conv2d prepare(const float* weight, const float* bias, int cout, int cin, int kernel, int stride, int pad,
+                          const float* scale = nullptr, const float* shift = nullptr) {
+        if (!weight) throw error("conv2d::prepare: no weights");
+        if (cout <= 0 || cin <= 0 || kernel <= 0 || stride <= 0 || pad < 0)
+            throw error("conv2d::prepare: bad shape cout " + std::to_string(cout) + " cin " + std::to_string(cin) +
+                        " kernel " + std::to_string(kernel) + " stride " + std::to_string(stride) + " pad " +
+                        std::to_string(pad));
+        conv2d c;
+        c.cout_ = cout; c.cin_ = cin; c.k_ = kernel; c.stride_ = stride; c.pad_ = pad;
+        c.cout16_ = round_up(cout, channel_block) / channel_block;
+        const std::size_t kk = std::size_t(kernel) * kernel;
+        const std::size_t gs = kk * cin * 16;
+        c.weight_.resize(c.cout16_ * gs);
+        c.bias_.resize(std::size_t(c.cout16_) * 16);
+        for (int co = 0; co < cout; ++co) {
+            const float s = scale ? scale[co] : 1.0f;
+            const float b = bias ? bias[co] : 0.0f;
+            c.bias_[co] = scale || shift ? b * s + (shift ? shift[co] : 0.0f) : b;
+            float* dst = c.weight_.data() + (co / 16) * gs + (co % 16);
+            for (int ci = 0; ci < cin; ++ci)
+                for (std::size_t t = 0; t < kk; ++t)
+                    dst[(t * cin + ci) * 16] = weight[(std::size_t(co) * cin + ci) * kk + t] * s;
+        }
+        if (kernel == 3 && stride == 1) c.wino_ = winograd_f4x4_3x3::prepare(c.weight_.data(), c.bias_.data(), cout, cin);
+        return c;
+    }
+
+    // out = [relu](conv(in) + bias') [+ residual], relu before the residual add. `out` must be
+    // shaped by the caller (any border; only its interior is written); `in` needs a border of
+    // at least `pad`; `residual` (optional) has out's shape and may be `out` itself.
+    void run(const feature_map& in, feature_map& out, bool relu, const feature_map* residual, const exec& ex) const {
+        check(in, out, residual);
+        if (wino_.ready() && wino_.worth_it(out.height, out.width)) {
+            wino_.run(in, out, relu, residual, detail::thread_count(ex));
+            return;
+        }
+        run_direct(in, out, relu, residual, ex);
+    }
+
+    // The direct kernel, whatever prepare chose (tests and benchmarks compare the methods).
+    void run_direct(const feature_map& in, feature_map& out, bool relu, const feature_map* residual,
+                    const exec& ex) const {
+        check(in, out, residual);
+        detail::conv_args a;
+        a.in = in.pixel(-pad_, -pad_);
+        a.in_row = std::ptrdiff_t(in.row_stride());
+        a.in_cpad = in.cpad;
+        a.out = out.pixel(0, 0);
+        a.out_row = std::ptrdiff_t(out.row_stride());
+        a.out_cpad = out.cpad;
+        a.res = residual ? residual->pixel(0, 0) : nullptr;
+        a.res_row = residual ? std::ptrdiff_t(residual->row_stride()) : 0;
+        a.res_cpad = residual ? residual->cpad : 0;
+        a.out_h = out.height;
+        a.out_w = out.width;
+        a.cin = cin_;
+        a.kernel = k_;
+        a.stride = stride_;
+        a.weight = weight_.data();
+        a.bias = bias_.data();
+        a.cout16 = cout16_;
+        a.relu = relu;
+        a.threads = detail::thread_count(ex);
+        detail::dispatch_call(detail::conv_direct_fn{}, a, ex);
+    }
+
+    // Whether run() uses the Winograd kernel for an output of this size.
+    bool uses_winograd(int out_h, int out_w) const { return wino_.ready() && wino_.worth_it(out_h, out_w); }
+
+    int cin() const { return cin_; }
+    int cout() const { return cout_; }
+    int kernel() const { return k_; }
+    int stride() const { return stride_; }
+    int pad() const { return pad_; }
+
+private:
+    void check(const feature_map& in, const feature_map& out, const feature_map* residual) const {
+        detail::check_map(in, "conv2d input");
+        detail::check_map(out, "conv2d output");
+        if (in.channels != cin_)
+            throw error("conv2d: input has " + std::to_string(in.channels) + " channels, layer expects " +
+                        std::to_string(cin_));
+        if (in.border < pad_)
+            throw error("conv2d: input border " + std::to_string(in.border) + " < pad " + std::to_string(pad_));
+        const int oh = (in.height + 2 * pad_ - k_) / stride_ + 1, ow = (in.width + 2 * pad_ - k_) / stride_ + 1;
+        if (in.height + 2 * pad_ < k_ || in.width + 2 * pad_ < k_ || out.height != oh || out.width != ow ||
+            out.channels != cout_)
+            throw error("conv2d: output is " + detail::shape_str(out) + ", expected " + std::to_string(oh) + "x" +
+                        std::to_string(ow) + "x" + std::to_string(cout_) + " for input " + detail::shape_str(in));
+        if (&in == &out || in.buf.data() == out.buf.data()) throw error("conv2d: output aliases the input");
+        if (residual) {
+            detail::check_map(*residual, "conv2d residual");
+            if (residual->height != out.height || residual->width != out.width || residual->channels != out.channels)
+                throw error("conv2d: residual is " + detail::shape_str(*residual) + ", output is " +
+                            detail::shape_str(out));
+        }
+    }
+
+    int cin_ = 0, cout_ = 0, k_ = 0, stride_ = 1, pad_ = 0, cout16_ = 0;
+    aligned_buffer weight_, bias_;
+    winograd_f4x4_3x3 wino_;
+};
+
+}  // namespace kernels
+}  // namespace handgraph

@@ -1,0 +1,127 @@
+// handgraph/kernels/linear.hpp: fully connected layer y = [relu](W x + b), one vector.
+//
+// Memory-bound matrix-vector product: the weights are packed once as [out/16][in][16] so the
+// kernel streams them exactly once, front to back, broadcasting x[i] and accumulating 16
+// outputs per SIMD block (4 interleaved partial sums to hide FMA latency). Threads split the
+// output blocks; each output is summed in a fixed order, so results do not depend on threads.
+// Depends on tensor.hpp, dispatch.hpp.
+#pragma once
+#include <cstddef>
+#include <string>
+
+#include "../error.hpp"
+#include "../tensor.hpp"
+#include "dispatch.hpp"
+
+namespace handgraph {
+namespace kernels {
+namespace detail {
+
+struct linear_args {
+    const float* weight;  // [out16][in][16]
+    const float* bias;    // [out16 * 16]
+    int in, out, out16;
+    const float* x;  // [in]
+    float* y;        // [out]
+    bool relu;
+    int threads;
+};
+
+struct linear_fn {
+    template <class Arch>
+    void operator()(Arch, const linear_args& a) const;
+};
+
+template <class Arch>
+void linear_fn::operator()(Arch, const linear_args& a) const {
+    using B = xsimd::batch<float, Arch>;
+    constexpr int L = int(B::size), R = 16 / L;
+    const int in = a.in;
+    const bool par = a.threads > 1 && std::ptrdiff_t(a.out16) * in >= 16384;
+#pragma omp parallel for num_threads(a.threads) if (par) schedule(static)
+    for (int ob = 0; ob < a.out16; ++ob) {
+        const float* w = a.weight + std::ptrdiff_t(ob) * in * 16;
+        const float* x = a.x;
+        B acc[4][R];
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; ++u)
+#pragma GCC unroll 4
+            for (int r = 0; r < R; ++r) acc[u][r] = B(0.0f);
+        int i = 0;
+        for (; i + 4 <= in; i += 4, w += 64)
+#pragma GCC unroll 4
+            for (int u = 0; u < 4; ++u) {
+                B xb(x[i + u]);
+#pragma GCC unroll 4
+                for (int r = 0; r < R; ++r) acc[u][r] = xsimd::fma(xb, B::load_aligned(w + u * 16 + r * L), acc[u][r]);
+            }
+        for (; i < in; ++i, w += 16) {
+            B xb(x[i]);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; ++r) acc[0][r] = xsimd::fma(xb, B::load_aligned(w + r * L), acc[0][r]);
+        }
+        alignas(64) float tmp[16];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) {
+            B s = ((acc[0][r] + acc[1][r]) + (acc[2][r] + acc[3][r])) + B::load_aligned(a.bias + ob * 16 + r * L);
+            if (a.relu) s = xsimd::max(s, B(0.0f));
+            s.store_aligned(tmp + r * L);
+        }
+        const int n = a.out - ob * 16 < 16 ? a.out - ob * 16 : 16;
+        for (int k = 0; k < n; ++k) a.y[ob * 16 + k] = tmp[k];
+    }
+}
+
+HANDGRAPH_KERNEL_DECLARE(linear_fn, linear_args)
+
+}  // namespace detail
+
+// A fully connected layer with its weights packed for the kernel. Move-only.
+class linear {
+public:
+    // weight [out][in] row-major (PyTorch nn.Linear), bias [out] (may be null: zero).
+    static linear prepare(const float* weight, const float* bias, int out, int in) {
+        if (!weight) throw error("linear::prepare: no weights");
+        if (out <= 0 || in <= 0)
+            throw error("linear::prepare: bad shape out " + std::to_string(out) + " in " + std::to_string(in));
+        linear l;
+        l.in_ = in;
+        l.out_ = out;
+        l.out16_ = round_up(out, channel_block) / channel_block;
+        l.weight_.resize(std::size_t(l.out16_) * in * 16);
+        l.bias_.resize(std::size_t(l.out16_) * 16);
+        for (int o = 0; o < out; ++o) {
+            l.bias_[o] = bias ? bias[o] : 0.0f;
+            float* dst = l.weight_.data() + std::size_t(o / 16) * in * 16 + (o % 16);
+            for (int i = 0; i < in; ++i) dst[std::size_t(i) * 16] = weight[std::size_t(o) * in + i];
+        }
+        return l;
+    }
+
+    // y[out] = [relu](W x[in] + b). x and y must not overlap.
+    void run(const float* x, float* y, bool relu, const exec& ex) const {
+        if (!x || !y) throw error("linear::run: null input or output");
+        if (x < y + out_ && y < x + in_) throw error("linear::run: output overlaps the input");
+        detail::linear_args a;
+        a.weight = weight_.data();
+        a.bias = bias_.data();
+        a.in = in_;
+        a.out = out_;
+        a.out16 = out16_;
+        a.x = x;
+        a.y = y;
+        a.relu = relu;
+        a.threads = detail::thread_count(ex);
+        detail::dispatch_call(detail::linear_fn{}, a, ex);
+    }
+
+    int in() const { return in_; }
+    int out() const { return out_; }
+
+private:
+    int in_ = 0, out_ = 0, out16_ = 0;
+    aligned_buffer weight_, bias_;
+};
+
+}  // namespace kernels
+}  // namespace handgraph

@@ -1,0 +1,314 @@
+// tests/test_kernels.cpp: every SIMD kernel against its scalar twin (reference.hpp) on odd
+// shapes, thread-count independence (bit-identical results), untouched borders/padding,
+// dispatch, and precondition checks.
+#include <doctest/doctest.h>
+
+#include <handgraph/kernels/kernels.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+using namespace handgraph;
+using namespace handgraph::kernels;
+
+namespace {
+
+std::vector<float> random_vector(std::size_t n, std::mt19937& rng, float lo = -1.0f, float hi = 1.0f) {
+    std::uniform_real_distribution<float> d(lo, hi);
+    std::vector<float> v(n);
+    for (float& x : v) x = d(rng);
+    return v;
+}
+
+void fill_random(feature_map& m, std::mt19937& rng) {
+    std::uniform_real_distribution<float> d(-1.0f, 1.0f);
+    for (int y = 0; y < m.height; ++y)
+        for (int x = 0; x < m.width; ++x)
+            for (int c = 0; c < m.channels; ++c) m.pixel(y, x)[c] = d(rng);
+}
+
+// Border pixels and padding channels of m are all zero.
+bool border_and_padding_zero(const feature_map& m) {
+    for (int y = -m.border; y < m.height + m.border; ++y)
+        for (int x = -m.border; x < m.width + m.border; ++x) {
+            const bool inside = y >= 0 && x >= 0 && y < m.height && x < m.width;
+            for (int c = inside ? m.channels : 0; c < m.cpad; ++c)
+                if (m.pixel(y, x)[c] != 0.0f) return false;
+        }
+    return true;
+}
+
+// max |a - b| / max |b| over the interior's logical channels.
+double relative_error(const feature_map& a, const feature_map& b) {
+    double err = 0, mag = 0;
+    for (int y = 0; y < b.height; ++y)
+        for (int x = 0; x < b.width; ++x)
+            for (int c = 0; c < b.channels; ++c) {
+                err = std::max(err, double(std::fabs(a.at(c, y, x) - b.at(c, y, x))));
+                mag = std::max(mag, double(std::fabs(b.at(c, y, x))));
+            }
+    return mag > 0 ? err / mag : err;
+}
+
+bool same_bits(const feature_map& a, const feature_map& b) {
+    return a.buf.size() == b.buf.size() && std::memcmp(a.buf.data(), b.buf.data(), a.buf.size() * sizeof(float)) == 0;
+}
+
+struct conv_case {
+    int cin, cout, k, stride, pad, h, w, in_border, out_border;
+    bool affine, relu, residual;
+};
+
+std::string describe(const conv_case& c) {
+    return "cin " + std::to_string(c.cin) + " cout " + std::to_string(c.cout) + " k " + std::to_string(c.k) + " s " +
+           std::to_string(c.stride) + " p " + std::to_string(c.pad) + " in " + std::to_string(c.h) + "x" +
+           std::to_string(c.w) + " borders " + std::to_string(c.in_border) + "/" + std::to_string(c.out_border) +
+           (c.affine ? " affine" : "") + (c.relu ? " relu" : "") + (c.residual ? " residual" : "");
+}
+
+// Runs one case through conv2d::run (and run_direct), compares with the reference.
+void check_conv(const conv_case& c, std::mt19937& rng, double tol) {
+    CAPTURE(describe(c));
+    const float fan = 1.0f / std::sqrt(float(c.cin * c.k * c.k));
+    std::vector<float> w = random_vector(std::size_t(c.cout) * c.cin * c.k * c.k, rng, -fan, fan);
+    std::vector<float> b = random_vector(c.cout, rng, -0.5f, 0.5f);
+    std::vector<float> sc = random_vector(c.cout, rng, 0.5f, 1.5f), sh = random_vector(c.cout, rng, -0.5f, 0.5f);
+    feature_map in(c.h, c.w, c.cin, c.in_border);
+    fill_random(in, rng);
+    const int oh = (c.h + 2 * c.pad - c.k) / c.stride + 1, ow = (c.w + 2 * c.pad - c.k) / c.stride + 1;
+    feature_map res(oh, ow, c.cout, 1);
+    fill_random(res, rng);
+    const float* s = c.affine ? sc.data() : nullptr;
+    const float* t = c.affine ? sh.data() : nullptr;
+    conv2d conv = conv2d::prepare(w.data(), b.data(), c.cout, c.cin, c.k, c.stride, c.pad, s, t);
+    CHECK(conv.cin() == c.cin);
+    CHECK(conv.cout() == c.cout);
+    CHECK(conv.kernel() == c.k);
+    CHECK(conv.stride() == c.stride);
+    CHECK(conv.pad() == c.pad);
+    feature_map ref(oh, ow, c.cout, c.out_border);
+    conv2d_reference(w.data(), b.data(), c.cout, c.cin, c.k, c.stride, c.pad, s, t, in, ref, c.relu,
+                     c.residual ? &res : nullptr);
+    for (const std::string& arch : available_arch_names())
+    for (int method = 0; method < 2; ++method) {
+        CAPTURE(arch);
+        CAPTURE(method);
+        feature_map o1(oh, ow, c.cout, c.out_border), o2(oh, ow, c.cout, c.out_border);
+        if (method == 0) {
+            conv.run(in, o1, c.relu, c.residual ? &res : nullptr, exec{1, arch.c_str()});
+            conv.run(in, o2, c.relu, c.residual ? &res : nullptr, exec{2, arch.c_str()});
+        } else {
+            conv.run_direct(in, o1, c.relu, c.residual ? &res : nullptr, exec{1, arch.c_str()});
+            conv.run_direct(in, o2, c.relu, c.residual ? &res : nullptr, exec{2, arch.c_str()});
+        }
+        const double err = relative_error(o1, ref);
+        CHECK(err <= (method == 0 && conv.uses_winograd(oh, ow) ? 1e-4 : tol));
+        CHECK(same_bits(o1, o2));
+        CHECK(border_and_padding_zero(o1));
+    }
+}
+
+}  // namespace
+
+TEST_CASE("dispatch picks an instruction set") {
+    const std::string name = active_arch_name();
+    MESSAGE("kernels run with: " << name);
+    CHECK(!name.empty());
+    CHECK(name != "<none>");
+    const std::vector<std::string> names = available_arch_names();
+    REQUIRE(!names.empty());
+    CHECK(names.front() == name);
+    for (const std::string& n : names) {
+        MESSAGE("available: " << n);
+        CHECK(active_arch_name(exec{1, n.c_str()}) == n);
+    }
+    CHECK_THROWS_AS(active_arch_name(exec{1, "no-such-arch"}), handgraph::error);
+#if HANDGRAPH_KERNELS_DISPATCH
+    const auto best = xsimd::available_architectures();
+    if (best.avx512f && best.avx512cd && best.avx512dq && best.avx512bw) CHECK(name == std::string("avx512f"));
+    if (best.fma3_avx2) CHECK(std::find(names.begin(), names.end(), "fma3+avx2") != names.end());
+    CHECK(names.back() == "sse2");
+#endif
+}
+
+TEST_CASE("conv2d matches the reference on odd shapes") {
+    std::mt19937 rng(1234);
+    const conv_case cases[] = {
+        // cin, cout, k, s, p, h, w, in border, out border, affine, relu, residual
+        {3, 64, 7, 2, 3, 37, 29, 3, 0, true, true, false},   // first layer, small cin
+        {3, 21, 7, 2, 3, 20, 21, 4, 1, false, false, false},
+        {21, 37, 1, 1, 0, 13, 27, 0, 2, false, false, true},  // cin with padding channels
+        {37, 21, 1, 1, 0, 9, 31, 1, 0, true, true, true},     // relu then residual
+        {64, 64, 1, 1, 0, 5, 16, 0, 0, true, true, false},
+        {16, 48, 1, 1, 0, 4, 4, 2, 1, false, true, false},
+        {37, 37, 3, 1, 1, 11, 23, 1, 1, true, true, false},
+        {21, 3, 3, 1, 1, 7, 5, 2, 0, false, false, true},
+        {32, 64, 3, 1, 1, 16, 16, 1, 2, false, false, true},
+        {19, 33, 3, 2, 1, 15, 14, 1, 0, false, true, false},  // stride 2, odd size
+        {5, 7, 5, 1, 2, 9, 13, 2, 1, true, false, false},
+        {8, 17, 3, 1, 0, 6, 19, 0, 0, false, false, false},   // no padding: output smaller
+        {128, 128, 3, 1, 1, 8, 8, 1, 0, true, true, true},
+        {256, 21, 1, 1, 0, 8, 12, 0, 0, false, false, false},
+        {21, 256, 1, 1, 0, 8, 12, 0, 1, false, false, true},
+    };
+    for (const conv_case& c : cases) check_conv(c, rng, 1e-5);
+}
+
+TEST_CASE("conv2d: one pixel wide and one channel") {
+    std::mt19937 rng(7);
+    check_conv({1, 1, 1, 1, 0, 1, 1, 0, 0, false, true, true}, rng, 1e-5);
+    check_conv({1, 1, 3, 1, 1, 1, 1, 1, 0, false, false, false}, rng, 1e-5);
+    check_conv({2, 17, 3, 1, 1, 1, 40, 1, 0, true, false, true}, rng, 1e-5);
+}
+
+TEST_CASE("conv2d: residual may be the output itself") {
+    std::mt19937 rng(11);
+    std::vector<float> w = random_vector(37 * 21, rng), b = random_vector(37, rng);
+    feature_map in(9, 13, 21, 0), out(9, 13, 37, 1);
+    fill_random(in, rng);
+    fill_random(out, rng);
+    feature_map ref(9, 13, 37, 0), res(9, 13, 37, 0);
+    for (int y = 0; y < 9; ++y)
+        for (int x = 0; x < 13; ++x) std::memcpy(res.pixel(y, x), out.pixel(y, x), sizeof(float) * 48);
+    conv2d conv = conv2d::prepare(w.data(), b.data(), 37, 21, 1, 1, 0);
+    conv2d_reference(w.data(), b.data(), 37, 21, 1, 1, 0, nullptr, nullptr, in, ref, false, &res);
+    conv.run(in, out, false, &out, exec{2});
+    CHECK(relative_error(out, ref) <= 1e-5);
+}
+
+TEST_CASE("conv2d preconditions") {
+    std::vector<float> w(16 * 8 * 9, 0.1f), b(16, 0.0f);
+    conv2d conv = conv2d::prepare(w.data(), b.data(), 16, 8, 3, 1, 1);
+    feature_map in(10, 10, 8, 1), out(10, 10, 16, 0);
+    CHECK_NOTHROW(conv.run(in, out, false, nullptr, exec{}));
+    feature_map in_c(10, 10, 9, 1), in_b(10, 10, 8, 0), out_s(9, 10, 16, 0), out_c(10, 10, 17, 0);
+    CHECK_THROWS_AS(conv.run(in_c, out, false, nullptr, exec{}), handgraph::error);
+    CHECK_THROWS_AS(conv.run(in_b, out, false, nullptr, exec{}), handgraph::error);
+    CHECK_THROWS_AS(conv.run(in, out_s, false, nullptr, exec{}), handgraph::error);
+    CHECK_THROWS_AS(conv.run(in, out_c, false, nullptr, exec{}), handgraph::error);
+    feature_map res_bad(10, 9, 16, 0);
+    CHECK_THROWS_AS(conv.run(in, out, false, &res_bad, exec{}), handgraph::error);
+    feature_map same(10, 10, 16, 1);
+    conv2d square = conv2d::prepare(std::vector<float>(16 * 16 * 9).data(), nullptr, 16, 16, 3, 1, 1);
+    CHECK_THROWS_AS(square.run(same, same, false, nullptr, exec{}), handgraph::error);
+    feature_map empty;
+    CHECK_THROWS_AS(conv.run(empty, out, false, nullptr, exec{}), handgraph::error);
+    CHECK_THROWS_AS(conv2d::prepare(nullptr, b.data(), 16, 8, 3, 1, 1), handgraph::error);
+    CHECK_THROWS_AS(conv2d::prepare(w.data(), b.data(), 16, 8, 3, 0, 1), handgraph::error);
+    CHECK_THROWS_AS(conv2d::prepare(w.data(), b.data(), 0, 8, 3, 1, 1), handgraph::error);
+    CHECK_THROWS_AS(conv2d::prepare(w.data(), b.data(), 16, 8, 3, 1, -1), handgraph::error);
+}
+
+TEST_CASE("scale_shift_relu, add, maxpool2x2, upsample2x_add match the reference") {
+    std::mt19937 rng(99);
+    for (const std::string& arch : available_arch_names())
+    for (int channels : {3, 21, 37, 64}) {
+        for (int border : {0, 1, 2}) {
+            CAPTURE(arch);
+            const exec one{1, arch.c_str()}, two{2, arch.c_str()};
+            CAPTURE(channels);
+            CAPTURE(border);
+            const int h = 13, w = 11;
+            feature_map a(h, w, channels, border), b(h, w, channels, 1 - border / 2);
+            fill_random(a, rng);
+            fill_random(b, rng);
+            std::vector<float> sc = random_vector(channels, rng, 0.5f, 2.0f), sh = random_vector(channels, rng);
+
+            feature_map ref(h, w, channels, 0), o1(h, w, channels, 2 - border), o2(h, w, channels, 2 - border);
+            scale_shift_relu_reference(a, sc.data(), sh.data(), ref);
+            scale_shift_relu(a, sc.data(), sh.data(), o1, one);
+            scale_shift_relu(a, sc.data(), sh.data(), o2, two);
+            CHECK(relative_error(o1, ref) <= 1e-6);
+            CHECK(same_bits(o1, o2));
+            CHECK(border_and_padding_zero(o1));
+
+            add_reference(a, b, ref);
+            add(a, b, o1, one);
+            add(a, b, o2, two);
+            CHECK(relative_error(o1, ref) == 0);
+            CHECK(same_bits(o1, o2));
+            CHECK(border_and_padding_zero(o1));
+            feature_map a2(h, w, channels, border);
+            std::memcpy(a2.buf.data(), a.buf.data(), a.buf.size() * sizeof(float));
+            add(a2, b, a2, two);  // in place
+            CHECK(relative_error(a2, ref) == 0);
+
+            feature_map pref(h / 2, w / 2, channels, 0), p1(h / 2, w / 2, channels, border), p2(h / 2, w / 2, channels, border);
+            maxpool2x2_reference(a, pref);
+            maxpool2x2(a, p1, one);
+            maxpool2x2(a, p2, two);
+            CHECK(relative_error(p1, pref) == 0);
+            CHECK(same_bits(p1, p2));
+            CHECK(border_and_padding_zero(p1));
+
+            feature_map low(7, 6, channels, border), up(14, 12, channels, 1), uref(14, 12, channels, 0),
+                u1(14, 12, channels, 2), u2(14, 12, channels, 2);
+            fill_random(low, rng);
+            fill_random(up, rng);
+            upsample2x_add_reference(low, up, uref);
+            upsample2x_add(low, up, u1, one);
+            upsample2x_add(low, up, u2, two);
+            CHECK(relative_error(u1, uref) == 0);
+            CHECK(same_bits(u1, u2));
+            CHECK(border_and_padding_zero(u1));
+            upsample2x_add(low, up, up, two);  // in place
+            CHECK(relative_error(up, uref) == 0);
+        }
+    }
+}
+
+TEST_CASE("elementwise preconditions") {
+    feature_map a(8, 8, 21, 1), b(8, 7, 21, 1), c(8, 8, 22, 0), p(4, 4, 21, 0), q(3, 4, 21, 0);
+    std::vector<float> s(21, 1.0f);
+    CHECK_THROWS_AS(add(a, b, a, exec{}), handgraph::error);
+    CHECK_THROWS_AS(add(a, c, a, exec{}), handgraph::error);
+    CHECK_THROWS_AS(scale_shift_relu(a, s.data(), s.data(), b, exec{}), handgraph::error);
+    CHECK_THROWS_AS(scale_shift_relu(a, nullptr, s.data(), a, exec{}), handgraph::error);
+    CHECK_NOTHROW(maxpool2x2(a, p, exec{}));
+    CHECK_THROWS_AS(maxpool2x2(a, q, exec{}), handgraph::error);
+    CHECK_THROWS_AS(maxpool2x2(a, a, exec{}), handgraph::error);
+    CHECK_NOTHROW(upsample2x_add(p, a, a, exec{}));
+    CHECK_THROWS_AS(upsample2x_add(q, a, a, exec{}), handgraph::error);
+    CHECK_THROWS_AS(upsample2x_add(p, b, b, exec{}), handgraph::error);
+}
+
+TEST_CASE("linear matches the reference") {
+    std::mt19937 rng(5);
+    const int shapes[][2] = {{20, 512}, {37, 21}, {1, 1}, {512, 4096}, {16, 3}, {33, 129}};
+    for (const auto& sh : shapes) {
+        const int out = sh[0], in = sh[1];
+        CAPTURE(out);
+        CAPTURE(in);
+        std::vector<float> w = random_vector(std::size_t(out) * in, rng), b = random_vector(out, rng),
+                           x = random_vector(in, rng);
+        linear l = linear::prepare(w.data(), b.data(), out, in);
+        CHECK(l.in() == in);
+        CHECK(l.out() == out);
+        for (const std::string& arch : available_arch_names())
+        for (bool relu : {false, true}) {
+            CAPTURE(arch);
+            std::vector<float> ref(out), y1(out + 1, 7.0f), y2(out + 1, 7.0f);
+            linear_reference(w.data(), b.data(), out, in, x.data(), ref.data(), relu);
+            l.run(x.data(), y1.data(), relu, exec{1, arch.c_str()});
+            l.run(x.data(), y2.data(), relu, exec{2, arch.c_str()});
+            double err = 0, mag = 0;
+            for (int o = 0; o < out; ++o) {
+                err = std::max(err, double(std::fabs(y1[o] - ref[o])));
+                mag = std::max(mag, double(std::fabs(ref[o])));
+            }
+            CHECK(err <= 1e-5 * std::max(mag, 1e-30));
+            CHECK(std::memcmp(y1.data(), y2.data(), sizeof(float) * out) == 0);
+            CHECK(y1[out] == 7.0f);  // nothing written past the end
+        }
+    }
+    std::vector<float> w(8, 1.0f);
+    CHECK_THROWS_AS(linear::prepare(nullptr, nullptr, 2, 4), handgraph::error);
+    CHECK_THROWS_AS(linear::prepare(w.data(), nullptr, 0, 4), handgraph::error);
+    linear l = linear::prepare(w.data(), nullptr, 2, 4);
+    CHECK_THROWS_AS(l.run(nullptr, w.data(), false, exec{}), handgraph::error);
+    CHECK_THROWS_AS(l.run(w.data(), w.data() + 1, false, exec{}), handgraph::error);
+}
