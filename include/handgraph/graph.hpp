@@ -3,10 +3,11 @@
 // levels of Heavy Edge Matching (visiting nodes in the order of numpy <= 1.24's
 // introsort argsort, reproduced exactly), the binary-tree permutation with fake nodes,
 // the mask and the five graph Laplacians the Chebyshev convolutions use. Built once at
-// model load (about a millisecond). Depends on error.hpp, obj.hpp, Eigen (only for the
-// small tridiagonal eigenproblem inside Lanczos) and the standard library.
+// model load (a few milliseconds). Depends on error.hpp, obj.hpp, Eigen (dense vectors
+// inside Lanczos) and the standard library.
 #pragma once
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -15,7 +16,7 @@
 #include <utility>
 #include <vector>
 
-#include <Eigen/Eigenvalues>
+#include <Eigen/Core>
 
 #include "error.hpp"
 #include "obj.hpp"
@@ -410,6 +411,87 @@ inline void multiply(const sparse_matrix& a, const double* x, double* y) {
     }
 }
 
+// Largest eigenvalue of the symmetric tridiagonal matrix (diagonal d, off-diagonal e) by
+// bisection on Sturm counts, to about machine precision.
+inline double tridiagonal_largest_eigenvalue(const std::vector<double>& d, const std::vector<double>& e) {
+    const std::size_t k = d.size();
+    double lo = d[0], hi = d[0], scale = 0.0;
+    for (std::size_t i = 0; i < k; ++i) {  // Gershgorin bounds
+        const double r = (i > 0 ? std::abs(e[i - 1]) : 0.0) + (i + 1 < k ? std::abs(e[i]) : 0.0);
+        lo = std::min(lo, d[i] - r);
+        hi = std::max(hi, d[i] + r);
+        scale = std::max(scale, std::abs(d[i]) + r);
+    }
+    const double tiny = std::numeric_limits<double>::min() / std::numeric_limits<double>::epsilon();
+    auto count_below = [&](double x) {  // number of eigenvalues < x
+        std::size_t count = 0;
+        double q = 1.0;
+        for (std::size_t i = 0; i < k; ++i) {
+            q = d[i] - x - (i > 0 ? e[i - 1] * e[i - 1] / q : 0.0);
+            if (std::abs(q) < tiny) q = -tiny;
+            if (q < 0) ++count;
+        }
+        return count;
+    };
+    for (int iteration = 0; iteration < 200; ++iteration) {
+        const double mid = 0.5 * (lo + hi);
+        if (mid <= lo || mid >= hi || hi - lo <= 2 * std::numeric_limits<double>::epsilon() * scale) break;
+        if (count_below(mid) == k) hi = mid;
+        else lo = mid;
+    }
+    return 0.5 * (lo + hi);
+}
+
+// Last component of the unit eigenvector of the tridiagonal (d, e) for its eigenvalue
+// theta: two steps of inverse iteration, Gaussian elimination with partial pivoting.
+inline double tridiagonal_eigenvector_last(const std::vector<double>& d, const std::vector<double>& e, double theta) {
+    const std::size_t k = d.size();
+    double scale = 0.0;
+    for (std::size_t i = 0; i < k; ++i) scale = std::max(scale, std::abs(d[i]) + (i + 1 < k ? std::abs(e[i]) : 0.0));
+    const double tiny_pivot = std::numeric_limits<double>::epsilon() * std::max(scale, 1e-300);
+    auto guard = [&](double p) { return std::abs(p) < tiny_pivot ? (p < 0 ? -tiny_pivot : tiny_pivot) : p; };
+    std::vector<std::array<double, 3>> u(k);  // rows of U: diagonal and two superdiagonals
+    std::vector<double> rhs(k, 1.0), y(k);
+    for (int iteration = 0; iteration < 2; ++iteration) {
+        // the row being eliminated, entries at columns i, i+1, i+2
+        double c0 = d[0] - theta, c1 = k > 1 ? e[0] : 0.0, c2 = 0.0, cb = rhs[0];
+        for (std::size_t i = 0; i + 1 < k; ++i) {
+            const double n0 = e[i], n1 = d[i + 1] - theta, n2 = i + 2 < k ? e[i + 1] : 0.0, nb = rhs[i + 1];
+            if (std::abs(c0) >= std::abs(n0)) {
+                c0 = guard(c0);
+                const double m = n0 / c0;
+                u[i] = {c0, c1, c2};
+                y[i] = cb;
+                c0 = n1 - m * c1;
+                c1 = n2 - m * c2;
+                cb = nb - m * cb;
+            } else {
+                const double m = c0 / n0;
+                u[i] = {n0, n1, n2};
+                y[i] = nb;
+                c0 = c1 - m * n1;
+                c1 = c2 - m * n2;
+                cb = cb - m * nb;
+            }
+            c2 = 0.0;
+        }
+        u[k - 1] = {guard(c0), 0.0, 0.0};
+        y[k - 1] = cb;
+        double norm = 0.0;
+        for (std::size_t i = k; i-- > 0;) {
+            double x = y[i];
+            if (i + 1 < k) x -= u[i][1] * y[i + 1];
+            if (i + 2 < k) x -= u[i][2] * y[i + 2];
+            y[i] = x / u[i][0];
+            norm = std::max(norm, std::abs(y[i]));
+        }
+        for (std::size_t i = 0; i < k; ++i) rhs[i] = y[i] / norm;  // rescaled: no overflow
+    }
+    double norm = 0.0;
+    for (double x : rhs) norm += x * x;
+    return rhs[k - 1] / std::sqrt(norm);
+}
+
 // Largest eigenvalue of a symmetric matrix by Lanczos with full reorthogonalisation, in
 // double, from a fixed pseudo-random start (deterministic). Stops when the Ritz residual
 // |beta_k s_k| is below 1e-10 * lmax, which bounds the error by the same amount. For the
@@ -417,55 +499,36 @@ inline void multiply(const sparse_matrix& a, const double* x, double* y) {
 inline double largest_eigenvalue(const sparse_matrix& a) {
     const std::int32_t n = a.size;
     if (n == 0) return 0.0;
-    const std::size_t un = static_cast<std::size_t>(n);
     const int max_steps = static_cast<int>(std::min<std::int32_t>(n, 400));
-    std::vector<double> basis(un * static_cast<std::size_t>(max_steps + 1));
-    std::vector<double> alpha, beta, w(un);
+    Eigen::MatrixXd basis(n, max_steps + 1);  // Lanczos vectors, column by column
+    Eigen::VectorXd w(n), coefficients;
+    std::vector<double> alpha, beta;
     std::uint64_t state = 0x9E3779B97F4A7C15ull;
-    double norm = 0.0;
-    for (std::size_t i = 0; i < un; ++i) {
+    for (std::int32_t i = 0; i < n; ++i) {
         state = state * 6364136223846793005ull + 1442695040888963407ull;
-        const double x = static_cast<double>(state >> 11) * (1.0 / 9007199254740992.0) - 0.5;
-        basis[i] = x;
-        norm += x * x;
+        basis(i, 0) = static_cast<double>(state >> 11) * (1.0 / 9007199254740992.0) - 0.5;
     }
-    norm = std::sqrt(norm);
-    for (std::size_t i = 0; i < un; ++i) basis[i] /= norm;
+    basis.col(0).normalize();
 
-    double theta = 0.0;
+    double theta = 0.0, magnitude = 0.0;
     for (int k = 0; k < max_steps; ++k) {
-        const double* v = &basis[un * static_cast<std::size_t>(k)];
-        multiply(a, v, w.data());
-        double ak = 0.0;
-        for (std::size_t i = 0; i < un; ++i) ak += w[i] * v[i];
-        alpha.push_back(ak);
-        // full reorthogonalisation against every basis vector, twice ("twice is enough")
-        for (int pass = 0; pass < 2; ++pass) {
-            for (int j = 0; j <= k; ++j) {
-                const double* u = &basis[un * static_cast<std::size_t>(j)];
-                double c = 0.0;
-                for (std::size_t i = 0; i < un; ++i) c += w[i] * u[i];
-                for (std::size_t i = 0; i < un; ++i) w[i] -= c * u[i];
-            }
-        }
-        double bk = 0.0;
-        for (std::size_t i = 0; i < un; ++i) bk += w[i] * w[i];
-        bk = std::sqrt(bk);
+        multiply(a, basis.col(k).data(), w.data());
+        alpha.push_back(w.dot(basis.col(k)));
+        // full reorthogonalisation (classical Gram-Schmidt)
+        coefficients.noalias() = basis.leftCols(k + 1).transpose() * w;
+        w.noalias() -= basis.leftCols(k + 1) * coefficients;
+        const double bk = w.norm();
         const int steps = k + 1;
-        const bool exhausted = bk <= 1e-13 || steps == max_steps;
-        if (exhausted || (steps >= 8 && steps % 4 == 0)) {
-            Eigen::VectorXd diag = Eigen::Map<const Eigen::VectorXd>(alpha.data(), steps);
-            Eigen::VectorXd sub(std::max(steps - 1, 0));
-            for (int i = 0; i + 1 < steps; ++i) sub[i] = beta[static_cast<std::size_t>(i)];
-            Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> tri;
-            tri.computeFromTridiagonal(diag, sub, Eigen::ComputeEigenvectors);
-            theta = tri.eigenvalues()[steps - 1];
-            const double residual = bk * std::abs(tri.eigenvectors()(steps - 1, steps - 1));
-            if (exhausted || residual <= 1e-10 * std::max(std::abs(theta), 1e-300)) return theta;
+        magnitude = std::max({magnitude, std::abs(alpha.back()), bk});
+        const bool breakdown = !(bk > 1e-14 * magnitude);  // an invariant subspace: T is exact
+        // (the tridiagonal solve is cheap, but not free: check every fourth step)
+        if (steps % 4 == 0 || steps == max_steps || breakdown) {
+            theta = tridiagonal_largest_eigenvalue(alpha, beta);
+            const double residual = bk * std::abs(tridiagonal_eigenvector_last(alpha, beta, theta));
+            if (residual <= 1e-10 * std::max(std::abs(theta), 1e-300) || steps == max_steps || breakdown) return theta;
         }
         beta.push_back(bk);
-        double* next = &basis[un * static_cast<std::size_t>(k + 1)];
-        for (std::size_t i = 0; i < un; ++i) next[i] = w[i] / bk;
+        basis.col(k + 1) = w / bk;
     }
     return theta;
 }
