@@ -1,6 +1,6 @@
 // Tests for obj.hpp and graph.hpp: numpy's argsort reproduced bit for bit, the release's
 // hand graph (perm, nnz, Laplacians against tests/reference/hand_graph.py), the OBJ
-// reader's refusals, determinism.
+// reader's refusals, determinism, the synthetic template (against its Python twin).
 #include <doctest/doctest.h>
 
 #include <array>
@@ -22,6 +22,7 @@
 
 #include "handgraph/graph.hpp"
 #include "handgraph/obj.hpp"
+#include "handgraph/synthetic_template.hpp"
 #include "test_support.hpp"
 
 namespace fs = std::filesystem;
@@ -323,15 +324,18 @@ TEST_CASE("the release template's hand graph: the spec's checked values") {
     for (std::int32_t v = 0; v < g.num_vertices; ++v) CHECK(g.perm[g.perm_reverse[v]] == v);
 }
 
-TEST_CASE("the release template's hand graph equals tests/reference/hand_graph.py") {
-    HANDGRAPH_SKIP_IF(!have_shared_data(), "release template not found under " << shared_data());
+namespace {
+
+// Runs tests/reference/hand_graph.py on `obj` and compares everything with `g`:
+// integers exactly, Laplacian values within 1e-6, lmax within 1e-6 relative.
+void check_against_reference(const handgraph::hand_graph& g, const fs::path& obj, bool release) {
     scratch_dir dir("graph_reference");
     const fs::path dump = dir.path / "graph.safetensors";
     const fs::path script = source_dir() / "tests/reference/hand_graph.py";
-    REQUIRE_MESSAGE(run(python() + " " + quoted(script) + " --check --obj " + quoted(release_obj()) + " --out " + quoted(dump)) == 0,
-                    "the Python reference failed (or missed the spec's checked values)");
+    REQUIRE_MESSAGE(run(python() + " " + quoted(script) + (release ? " --check" : "") + " --obj " + quoted(obj) +
+                        " --out " + quoted(dump)) == 0,
+                    "the Python reference failed" << (release ? " (or missed the spec's checked values)" : ""));
     const std::string file = read_file(dump);
-    const handgraph::hand_graph g = handgraph::build_hand_graph(handgraph::read_obj(release_obj()));
 
     const auto perm = st_get(file, "perm").as<std::int64_t>();
     REQUIRE(perm.size() == g.perm.size());
@@ -350,6 +354,7 @@ TEST_CASE("the release template's hand graph equals tests/reference/hand_graph.p
         MESSAGE("level " << l << ": lmax " << g.lmax[l] << " (scipy eigsh " << lmax[l] << ", relative difference "
                          << std::abs(g.lmax[l] - lmax[l]) / lmax[l] << ")");
     }
+    REQUIRE(g.laplacians.size() == 5);
     for (std::size_t l = 0; l < 5; ++l) {
         const std::string key = "laplacian." + std::to_string(l);
         const auto row_ptr = st_get(file, key + ".row_ptr").as<std::int64_t>();
@@ -366,6 +371,13 @@ TEST_CASE("the release template's hand graph equals tests/reference/hand_graph.p
         for (std::size_t i = 0; i < values.size(); ++i) worst = std::max(worst, static_cast<double>(std::abs(values[i] - m.values[i])));
         CHECK_MESSAGE(worst <= 1e-6, "level " << l << ": largest difference " << worst);
     }
+}
+
+}  // namespace
+
+TEST_CASE("the release template's hand graph equals tests/reference/hand_graph.py") {
+    HANDGRAPH_SKIP_IF(!have_shared_data(), "release template not found under " << shared_data());
+    check_against_reference(handgraph::build_hand_graph(handgraph::read_obj(release_obj())), release_obj(), true);
 }
 
 TEST_CASE("the hand graph from the weight file's template arrays equals the one from the OBJ") {
@@ -505,9 +517,39 @@ TEST_CASE("make_template_mesh and build_hand_graph refuse unusable data") {
 // (d) determinism
 
 TEST_CASE("building the hand graph is deterministic") {
+    const handgraph::template_mesh synthetic = handgraph::synthetic_template();
+    check_same_graph(handgraph::build_hand_graph(synthetic), handgraph::build_hand_graph(synthetic));
     HANDGRAPH_SKIP_IF(!have_shared_data(), "release template not found under " << shared_data());
     const handgraph::template_mesh mesh = handgraph::read_obj(release_obj());
     const handgraph::hand_graph a = handgraph::build_hand_graph(mesh);
     const handgraph::hand_graph b = handgraph::build_hand_graph(mesh);
     check_same_graph(a, b);
+}
+
+// ---------------------------------------------------------------------------------------
+// the synthetic template (runs without the release's data)
+
+TEST_CASE("synthetic_template is its Python twin and coarsens like the release's") {
+    const handgraph::template_mesh mesh = handgraph::synthetic_template();
+    CHECK(mesh.num_vertices() == 1010);
+    scratch_dir dir("synthetic");
+    const fs::path obj = dir.path / "synthetic.obj";
+    const fs::path script = source_dir() / "tests/reference/synthetic_template.py";
+    REQUIRE(run(python() + " " + quoted(script) + " --out " + quoted(obj)) == 0);
+    const handgraph::template_mesh twin = handgraph::read_obj(obj);
+    CHECK(twin.vertices == mesh.vertices);
+    CHECK(twin.faces == mesh.faces);
+
+    const handgraph::hand_graph g = handgraph::build_hand_graph(mesh);
+    CHECK(g.num_vertices == 954);
+    const std::array<std::int32_t, 5> sizes = {1280, 640, 320, 160, 80};
+    REQUIRE(g.laplacians.size() == 5);
+    for (std::size_t l = 0; l < 5; ++l) CHECK(g.laplacians[l].size == sizes[l]);
+    CHECK(g.real_sizes.back() == 80);
+    for (std::int32_t v = 0; v < g.num_vertices; ++v) CHECK(g.perm[g.perm_reverse[v]] == v);
+    // faces index the 954 hand vertices
+    for (std::int32_t i : g.faces) CHECK((i >= 0 && i < 954));
+    check_against_reference(g, obj, false);
+    // another seed is another mesh
+    CHECK(handgraph::synthetic_template(handgraph::synthetic_template_seed + 1).faces != mesh.faces);
 }
