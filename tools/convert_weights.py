@@ -393,9 +393,9 @@ def _register_users(state):
     if not isinstance(state, dict):
         return
     for key, t in state.items():
-        if isinstance(t, TensorRef):
+        if isinstance(t, TensorRef) and isinstance(key, str):
             root = t.storage.root if isinstance(t.storage, StorageView) else t.storage
-            root.users.append(key)
+            root.users.append(key[len("module."):] if key.startswith("module.") else key)
 
 
 def read_checkpoint(path):
@@ -663,7 +663,9 @@ def main(argv=None):
                     "hand template mesh into one handgraph weight file (safetensors). Uses the "
                     "Python standard library only; the checkpoints are unpickled with a restricted "
                     "unpickler that refuses every global a state dict does not need.",
-        epilog="Exit status 0 on success; otherwise one line 'error: ...' on stderr, status 1, "
+        epilog="example: convert_weights.py hand-graph-cnn/model/STB_finetuned_models "
+               "--template hand-graph-cnn/data/0214_lowP_vn_g.0001.obj -o weights/hand_graph_stb.safetensors. "
+               "Exit status 0 on success; otherwise one line 'error: ...' on stderr, status 1, "
                "and no output file.")
     p.add_argument("checkpoint_dir", help="folder holding net_hm.pth, net_feat_mesh.pth, net_mesh_pose.pth")
     p.add_argument("--template", required=True, help="the template mesh 0214_lowP_vn_g.0001.obj")

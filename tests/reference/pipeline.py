@@ -21,14 +21,25 @@ def network_input(crop_bgr):
     return (x / 255.0 - 0.5).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
-def heatmap_uv(heatmaps):
-    """(J, 64, 64) -> int32 (J, 2) [u, v]: bilinear resize to 256x256 (align_corners=False),
-    then the first maximum in row-major order of each joint's map."""
+def upsample_heatmaps(heatmaps):
+    """(J, 64, 64) -> float32 (J, 256, 256), bilinear, align_corners=False."""
     hm = torch.as_tensor(heatmaps, dtype=torch.float32)
-    up = F.interpolate(hm.unsqueeze(0), size=(CROP, CROP), mode="bilinear", align_corners=False)[0]
-    flat = up.reshape(up.shape[0], -1).numpy()
+    return F.interpolate(hm.unsqueeze(0), size=(CROP, CROP), mode="bilinear", align_corners=False)[0].numpy()
+
+
+def heatmap_uv(heatmaps, with_margin=False):
+    """(J, 64, 64) -> int32 (J, 2) [u, v]: bilinear resize to 256x256 (align_corners=False),
+    then the first maximum in row-major order of each joint's map. With with_margin, also
+    float32 (J,) (best - second best) / |best| over the other pixels: 0 for exact ties
+    (frequent at the borders, spec 4), tiny for near-ties that float rounding decides."""
+    flat = upsample_heatmaps(heatmaps).reshape(len(heatmaps), -1)
     idx = np.argmax(flat, axis=1)  # numpy: first occurrence of the maximum
-    return np.stack([idx % CROP, idx // CROP], axis=1).astype(np.int32)
+    uv = np.stack([idx % CROP, idx // CROP], axis=1).astype(np.int32)
+    if not with_margin:
+        return uv
+    top2 = np.sort(flat, axis=1)[:, -2:].astype(np.float64)
+    margin = (top2[:, 1] - top2[:, 0]) / np.maximum(np.abs(top2[:, 1]), 1e-30)
+    return uv, margin.astype(np.float32)
 
 
 def uvd_to_xyz(uvd, cam, bbox, root, scale):
@@ -60,8 +71,8 @@ def perm_reverse(perm, num_vertices):
 def run(nets, graph, crop_bgr, cam, bbox, root, scale):
     """All outputs and intermediates as numpy arrays (float32 unless noted):
     heatmaps_0, heatmaps_1 (21,64,64), enc_0, enc_1 (256,64,64), features (4096),
-    mesh_raw (1280,3), depths (20), uv (21,2) int32, pose_xyz (21,3), mesh_xyz (954,3),
-    and the cam (4), bbox (4), root (3), scale (1) used."""
+    mesh_raw (1280,3), depths (20), uv (21,2) int32, uv_margin (21) (see heatmap_uv),
+    pose_xyz (21,3), mesh_xyz (954,3), and the cam (4), bbox (4), root (3), scale (1) used."""
     net_hm, net_feat_mesh, net_mesh_pose = nets
     cam = np.asarray(cam, dtype=np.float32).reshape(4)
     bbox = np.asarray(bbox, dtype=np.float32).reshape(4)
@@ -74,7 +85,7 @@ def run(nets, graph, crop_bgr, cam, bbox, root, scale):
     mesh_masked = mesh * mask
     depths = net_mesh_pose(mesh_masked)
 
-    uv = heatmap_uv(heatmaps[-1][0])
+    uv, uv_margin = heatmap_uv(heatmaps[-1][0], with_margin=True)
     uvd = torch.cat([torch.as_tensor(uv[1:], dtype=torch.float32) / CROP, depths[0].reshape(-1, 1)], dim=1)
     pose = torch.cat([torch.as_tensor(root).reshape(1, 3), uvd_to_xyz(uvd, cam, bbox, root, scale)], dim=0)
 
@@ -87,6 +98,6 @@ def run(nets, graph, crop_bgr, cam, bbox, root, scale):
         "heatmaps_0": f32(heatmaps[0][0]), "heatmaps_1": f32(heatmaps[1][0]),
         "enc_0": f32(encodings[0][0]), "enc_1": f32(encodings[1][0]),
         "features": f32(features[0]), "mesh_raw": f32(mesh[0]), "depths": f32(depths[0]),
-        "uv": uv, "pose_xyz": f32(pose), "mesh_xyz": f32(mesh_xyz),
+        "uv": uv, "uv_margin": uv_margin, "pose_xyz": f32(pose), "mesh_xyz": f32(mesh_xyz),
         "cam": cam, "bbox": bbox, "root": root, "scale": scale,
     }
