@@ -578,9 +578,11 @@ inline hand_graph build_hand_graph(const template_mesh& mesh) {
     const std::size_t nv = mesh.num_vertices();
     if (mesh.vertices.size() % 3 != 0 || mesh.faces.size() % 3 != 0 || mesh.faces.empty())
         throw error("hand graph: the template mesh must have n x 3 vertices and m x 3 faces");
-    if (nv <= static_cast<std::size_t>(arm_end) || nv > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max() / 4))
+    if (nv <= static_cast<std::size_t>(arm_end))
         throw error("hand graph: the template mesh has " + std::to_string(nv) + " vertices; the release's layout (arm at [" +
                     std::to_string(arm_begin) + ", " + std::to_string(arm_end) + ")) needs more than " + std::to_string(arm_end));
+    if (nv > (std::size_t(1) << 20))  // keeps the 16x wider node orders and Lanczos's memory in bounds
+        throw error("hand graph: the template mesh has " + std::to_string(nv) + " vertices, too many for a hand template");
     for (std::size_t i = 0; i < mesh.faces.size(); ++i)
         if (mesh.faces[i] < 0 || static_cast<std::size_t>(mesh.faces[i]) >= nv)
             throw error("hand graph: template face " + std::to_string(i / 3) + " has vertex index " +
