@@ -158,6 +158,56 @@ TEST_CASE("conv2d matches the reference on odd shapes") {
     for (const conv_case& c : cases) check_conv(c, rng, 1e-5);
 }
 
+TEST_CASE("conv2d: Winograd F(4x4,3x3) matches the reference") {
+    std::mt19937 rng(321);
+    struct wcase { int cin, cout, h, w, in_border, out_border; bool affine, relu, residual; };
+    const wcase cases[] = {
+        {37, 37, 11, 23, 1, 1, true, true, false},  // partial tiles on both edges
+        {3, 21, 5, 7, 2, 0, false, false, true},
+        {21, 40, 1, 1, 1, 0, true, false, true},    // one partial tile
+        {64, 64, 33, 30, 1, 2, false, true, true},
+        {16, 16, 97, 13, 1, 0, false, false, false}, // chunk tails
+        {32, 48, 81, 79, 1, 1, true, true, true},    // 420 tiles: 24-tile chunks
+        {128, 128, 4, 4, 1, 0, true, true, false},
+        {128, 128, 64, 64, 1, 1, true, false, true}, // the network's main layer
+    };
+    double worst = 0;
+    for (const wcase& c : cases) {
+        CAPTURE(c.cin);
+        CAPTURE(c.cout);
+        CAPTURE(c.h);
+        CAPTURE(c.w);
+        const float fan = 1.0f / std::sqrt(float(c.cin * 9));
+        std::vector<float> w = random_vector(std::size_t(c.cout) * c.cin * 9, rng, -fan, fan);
+        std::vector<float> b = random_vector(c.cout, rng, -0.5f, 0.5f);
+        std::vector<float> sc = random_vector(c.cout, rng, 0.5f, 1.5f), sh = random_vector(c.cout, rng, -0.5f, 0.5f);
+        const float* s = c.affine ? sc.data() : nullptr;
+        const float* t = c.affine ? sh.data() : nullptr;
+        feature_map in(c.h, c.w, c.cin, c.in_border), res(c.h, c.w, c.cout, 0), ref(c.h, c.w, c.cout, 0);
+        fill_random(in, rng);
+        fill_random(res, rng);
+        const feature_map* r = c.residual ? &res : nullptr;
+        conv2d conv = conv2d::prepare(w.data(), b.data(), c.cout, c.cin, 3, 1, 1, s, t);
+        conv2d_reference(w.data(), b.data(), c.cout, c.cin, 3, 1, 1, s, t, in, ref, c.relu, r);
+        for (const std::string& arch : available_arch_names()) {
+            CAPTURE(arch);
+            feature_map o1(c.h, c.w, c.cout, c.out_border), o2(c.h, c.w, c.cout, c.out_border);
+            conv.run_winograd(in, o1, c.relu, r, exec{1, arch.c_str()});
+            conv.run_winograd(in, o2, c.relu, r, exec{2, arch.c_str()});
+            const double err = relative_error(o1, ref);
+            worst = std::max(worst, err);
+            CHECK(err <= 1e-5);
+            CHECK(same_bits(o1, o2));
+            CHECK(border_and_padding_zero(o1));
+        }
+    }
+    MESSAGE("Winograd F(4x4,3x3): max |err| / max |ref| = " << worst);
+    std::vector<float> w(16 * 16 * 9, 0.1f);
+    conv2d strided = conv2d::prepare(w.data(), nullptr, 16, 16, 3, 2, 1);
+    feature_map in(8, 8, 16, 1), out(4, 4, 16, 0);
+    CHECK_THROWS_AS(strided.run_winograd(in, out, false, nullptr, exec{}), handgraph::error);
+}
+
 TEST_CASE("conv2d: one pixel wide and one channel") {
     std::mt19937 rng(7);
     check_conv({1, 1, 1, 1, 0, 1, 1, 0, 0, false, true, true}, rng, 1e-5);

@@ -7,7 +7,7 @@
 // accumulating over taps and the *logical* input channels (so a 3-channel image costs 3, not
 // 16, multiply-adds per tap), input scalars broadcast, bias/relu/residual fused in the store.
 // Weights are packed per 16 output channels as [cout/16][ky][kx][cin][16].
-// Depends on tensor.hpp, dispatch.hpp, winograd.hpp (3x3 stride-1 layers).
+// Depends on tensor.hpp, dispatch.hpp, conv_tile.hpp, winograd.hpp (3x3 stride-1 layers).
 #pragma once
 #include <cstddef>
 #include <string>
@@ -15,6 +15,7 @@
 
 #include "../error.hpp"
 #include "../tensor.hpp"
+#include "conv_tile.hpp"
 #include "dispatch.hpp"
 #include "winograd.hpp"
 
@@ -39,72 +40,6 @@ struct conv_args {
     int cout16;
     bool relu;
     int threads;
-};
-
-// Register tile per instruction set: `pixels` x `blocks` 16-channel blocks of accumulators
-// (AVX-512: 12 x 2 = 24 of 32 zmm registers; AVX2: 6 x 1 x 2 ymm = 12 of 16; SSE: 2 x 1 x 4).
-template <class Arch>
-struct conv_tile_shape {
-    static constexpr int lanes = int(xsimd::batch<float, Arch>::size);
-    static constexpr int pixels = lanes >= 16 ? 12 : lanes == 8 ? 6 : 2;
-    static constexpr int blocks = lanes >= 16 ? 2 : 1;
-};
-
-// One tile: P output pixels (input pixels `ps` floats apart) x NB output blocks.
-template <class Arch, int P, int NB>
-inline void conv_direct_tile(const float* ip, std::ptrdiff_t ps, std::ptrdiff_t irow, int icpad, int k,
-                             int cin, const float* w, std::ptrdiff_t gs, const float* bias, float* op,
-                             int ocpad, const float* rp, int rcpad, bool relu) {
-    using B = xsimd::batch<float, Arch>;
-    constexpr int L = int(B::size), R = 16 / L, V = NB * R;
-    B acc[P][V];
-#pragma GCC unroll 8
-    for (int v = 0; v < V; ++v) {
-        B b = B::load_aligned(bias + (v / R) * 16 + (v % R) * L);
-#pragma GCC unroll 16
-        for (int p = 0; p < P; ++p) acc[p][v] = b;
-    }
-    for (int ky = 0; ky < k; ++ky)
-        for (int kx = 0; kx < k; ++kx) {
-            const float* x = ip + ky * irow + kx * icpad;
-            for (int ci = 0; ci < cin; ++ci, w += 16) {
-                B wv[V];
-#pragma GCC unroll 8
-                for (int v = 0; v < V; ++v) wv[v] = B::load_aligned(w + (v / R) * gs + (v % R) * L);
-#pragma GCC unroll 16
-                for (int p = 0; p < P; ++p) {
-                    B xb(x[p * ps + ci]);
-#pragma GCC unroll 8
-                    for (int v = 0; v < V; ++v) acc[p][v] = xsimd::fma(xb, wv[v], acc[p][v]);
-                }
-            }
-        }
-    const B zero(0.0f);
-#pragma GCC unroll 16
-    for (int p = 0; p < P; ++p)
-#pragma GCC unroll 8
-        for (int v = 0; v < V; ++v) {
-            std::ptrdiff_t c = (v / R) * 16 + (v % R) * L;
-            B y = acc[p][v];
-            if (relu) y = xsimd::max(y, zero);
-            if (rp) y += B::load_aligned(rp + p * rcpad + c);
-            y.store_aligned(op + p * ocpad + c);
-        }
-}
-
-// Tail of a row: n < P pixels, as one tile of exactly n pixels.
-template <class Arch, int NB, int P>
-struct conv_direct_tail {
-    template <class... T>
-    static void run(int n, T... t) {
-        if (n == P) conv_direct_tile<Arch, P, NB>(t...);
-        else conv_direct_tail<Arch, NB, P - 1>::run(n, t...);
-    }
-};
-template <class Arch, int NB>
-struct conv_direct_tail<Arch, NB, 0> {
-    template <class... T>
-    static void run(int, T...) {}
 };
 
 // Output row `oy`, output blocks [g, g + NB).
@@ -205,7 +140,7 @@ public:
                 for (std::size_t t = 0; t < kk; ++t)
                     dst[(t * cin + ci) * 16] = weight[(std::size_t(co) * cin + ci) * kk + t] * s;
         }
-        if (kernel == 3 && stride == 1) c.wino_ = winograd_f4x4_3x3::prepare(c.weight_.data(), c.bias_.data(), cout, cin);
+        if (kernel == 3 && stride == 1 && pad == 1) c.wino_ = winograd_f4x4_3x3::prepare(c.weight_.data(), c.bias_.data(), cout, cin);
         return c;
     }
 
@@ -215,7 +150,7 @@ public:
     void run(const feature_map& in, feature_map& out, bool relu, const feature_map* residual, const exec& ex) const {
         check(in, out, residual);
         if (wino_.ready() && wino_.worth_it(out.height, out.width)) {
-            wino_.run(in, out, relu, residual, detail::thread_count(ex));
+            wino_.run(in, out, relu, residual, ex);
             return;
         }
         run_direct(in, out, relu, residual, ex);
@@ -246,6 +181,14 @@ public:
         a.relu = relu;
         a.threads = detail::thread_count(ex);
         detail::dispatch_call(detail::conv_direct_fn{}, a, ex);
+    }
+
+    // The Winograd kernel, whatever the size (3x3 stride-1 pad-1 layers only, else throws).
+    void run_winograd(const feature_map& in, feature_map& out, bool relu, const feature_map* residual,
+                      const exec& ex) const {
+        if (!wino_.ready()) throw error("conv2d::run_winograd: not a 3x3 stride-1 pad-1 layer");
+        check(in, out, residual);
+        wino_.run(in, out, relu, residual, ex);
     }
 
     // Whether run() uses the Winograd kernel for an output of this size.

@@ -1,11 +1,14 @@
 // handgraph/kernels/kernels.hpp: every kernel of the networks (include this one).
 //  conv.hpp        conv2d (direct; Winograd F(4x4,3x3) for 3x3 stride 1 where it pays)
+//  conv_tile.hpp   the register-tile micro-kernel (direct conv and Winograd GEMMs)
+//  winograd.hpp    Winograd F(4x4,3x3) weights and kernel
 //  elementwise.hpp scale_shift_relu, add, maxpool2x2, upsample2x_add
 //  linear.hpp      linear (fully connected, one vector)
 //  reference.hpp   the scalar *_reference twins the tests compare with
 //  dispatch.hpp    exec, active_arch_name(), per-ISA instantiation machinery
 #pragma once
 #include "conv.hpp"
+#include "conv_tile.hpp"
 #include "dispatch.hpp"
 #include "elementwise.hpp"
 #include "linear.hpp"

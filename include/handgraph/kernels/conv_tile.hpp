@@ -1,0 +1,103 @@
+// handgraph/kernels/conv_tile.hpp: the register-tile micro-kernel shared by the direct
+// convolution (conv.hpp) and the Winograd GEMMs (winograd.hpp).
+//
+// conv_direct_tile<Arch, P, NB>: P output pixels x NB blocks of 16 output channels held in
+// SIMD registers; loops over the k x k taps and the logical input channels, broadcasting one
+// input scalar per pixel and multiplying it with NB x 16 packed weights ([k][k][cin][16] per
+// block, blocks `gs` floats apart); the store adds bias (accumulator start), relu, residual.
+// Each accumulator is one chain of FMAs in a fixed order, so a pixel's result never depends
+// on the tile it is computed in (nor on the thread count).
+// Depends on xsimd.
+#pragma once
+#include <cstddef>
+
+#include <xsimd/xsimd.hpp>
+
+namespace handgraph {
+namespace kernels {
+namespace detail {
+
+// Register tile per instruction set: `pixels` x `blocks` 16-channel blocks of accumulators
+// (AVX-512: 12 x 2 = 24 of 32 zmm registers; AVX2: 6 x 1 x 2 ymm = 12 of 16; SSE: 2 x 1 x 4).
+template <class Arch>
+struct conv_tile_shape {
+    static constexpr int lanes = int(xsimd::batch<float, Arch>::size);
+    static constexpr int pixels = lanes >= 16 ? 12 : lanes == 8 ? 6 : 2;
+    static constexpr int blocks = lanes >= 16 ? 2 : 1;
+};
+
+// One tile: P output pixels (input pixels `ps` floats apart) x NB output blocks.
+template <class Arch, int P, int NB>
+inline void conv_direct_tile(const float* ip, std::ptrdiff_t ps, std::ptrdiff_t irow, int icpad, int k,
+                             int cin, const float* w, std::ptrdiff_t gs, const float* bias, float* op,
+                             int ocpad, const float* rp, int rcpad, bool relu) {
+    using B = xsimd::batch<float, Arch>;
+    constexpr int L = int(B::size), R = 16 / L, V = NB * R;
+    B acc[P][V];
+#pragma GCC unroll 8
+    for (int v = 0; v < V; ++v) {
+        B b = B::load_aligned(bias + (v / R) * 16 + (v % R) * L);
+#pragma GCC unroll 16
+        for (int p = 0; p < P; ++p) acc[p][v] = b;
+    }
+    for (int ky = 0; ky < k; ++ky)
+        for (int kx = 0; kx < k; ++kx) {
+            const float* x = ip + ky * irow + kx * icpad;
+            for (int ci = 0; ci < cin; ++ci, w += 16) {
+                B wv[V];
+#pragma GCC unroll 8
+                for (int v = 0; v < V; ++v) wv[v] = B::load_aligned(w + (v / R) * gs + (v % R) * L);
+#pragma GCC unroll 16
+                for (int p = 0; p < P; ++p) {
+                    B xb(x[p * ps + ci]);
+#pragma GCC unroll 8
+                    for (int v = 0; v < V; ++v) acc[p][v] = xsimd::fma(xb, wv[v], acc[p][v]);
+                }
+            }
+        }
+    const B zero(0.0f);
+#pragma GCC unroll 16
+    for (int p = 0; p < P; ++p)
+#pragma GCC unroll 8
+        for (int v = 0; v < V; ++v) {
+            std::ptrdiff_t c = (v / R) * 16 + (v % R) * L;
+            B y = acc[p][v];
+            if (relu) y = xsimd::max(y, zero);
+            if (rp) y += B::load_aligned(rp + p * rcpad + c);
+            y.store_aligned(op + p * ocpad + c);
+        }
+}
+
+// n <= P pixels, as one tile of exactly n pixels.
+template <class Arch, int NB, int P>
+struct conv_direct_tail {
+    template <class... T>
+    static void run(int n, T... t) {
+        if (n == P) conv_direct_tile<Arch, P, NB>(t...);
+        else conv_direct_tail<Arch, NB, P - 1>::run(n, t...);
+    }
+};
+template <class Arch, int NB>
+struct conv_direct_tail<Arch, NB, 0> {
+    template <class... T>
+    static void run(int, T...) {}
+};
+
+// Any nb <= NB blocks and n <= P pixels.
+template <class Arch, int NB, int P>
+struct conv_direct_blocks_tail {
+    template <class... T>
+    static void run(int nb, int n, T... t) {
+        if (nb == NB) conv_direct_tail<Arch, NB, P>::run(n, t...);
+        else conv_direct_blocks_tail<Arch, NB - 1, P>::run(nb, n, t...);
+    }
+};
+template <class Arch, int P>
+struct conv_direct_blocks_tail<Arch, 0, P> {
+    template <class... T>
+    static void run(int, int, T...) {}
+};
+
+}  // namespace detail
+}  // namespace kernels
+}  // namespace handgraph
