@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "obj.hpp"
+#include "synthetic_template.hpp"
 #include "pipeline.hpp"
 
 namespace handgraph {
@@ -73,7 +74,8 @@ inline template_mesh demo_template(const std::string& path, std::string* source)
             if (source) *source = c.string();
             return read_obj(c);
         }
-    throw error("the release's template mesh 0214_lowP_vn_g.0001.obj was not found (set HANDGRAPH_SHARED_DATA or pass --template)");
+    if (source) *source = "synthetic template (the release's 0214_lowP_vn_g.0001.obj was not found)";
+    return synthetic_template();
 }
 
 inline model random_model(std::uint64_t seed, const template_mesh& t) {

@@ -9,6 +9,7 @@
 #pragma once
 #include <array>
 #include <cmath>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -39,19 +40,17 @@ struct affine {
     std::vector<float> scale, shift;
     static affine from_bn(const weight_file& w, const std::string& prefix, int c) {
         std::vector<std::int64_t> s{c};
-        const float* g = w.f32(prefix + ".weight", s);
-        const float* b = w.f32(prefix + ".bias", s);
-        const float* m = w.f32(prefix + ".running_mean", s);
-        const float* v = w.f32(prefix + ".running_var", s);
+        const std::vector<float> g = w.f32(prefix + ".weight", s), b = w.f32(prefix + ".bias", s),
+                                 m = w.f32(prefix + ".running_mean", s), v = w.f32(prefix + ".running_var", s);
         affine a;
         a.scale.resize(std::size_t(c));
         a.shift.resize(std::size_t(c));
-        for (int i = 0; i < c; ++i) {
+        for (std::size_t i = 0; i < std::size_t(c); ++i) {
             if (v[i] < 0) throw error(w.path() + ": tensor \"" + prefix + ".running_var\" holds a negative variance");
             // Same arithmetic as PyTorch's inference batch norm: (x - mean) / sqrt(var + eps) * weight + bias
             float inv = 1.0f / std::sqrt(v[i] + bn_eps);
-            a.scale[std::size_t(i)] = g[i] * inv;
-            a.shift[std::size_t(i)] = b[i] - m[i] * g[i] * inv;
+            a.scale[i] = g[i] * inv;
+            a.shift[i] = b[i] - m[i] * g[i] * inv;
         }
         return a;
     }
@@ -59,13 +58,12 @@ struct affine {
 
 inline kernels::conv2d load_conv(const weight_file& w, const std::string& prefix, int cout, int cin, int k, int stride, int pad,
                                  const affine* bn = nullptr) {
-    const float* wt = w.f32(prefix + ".weight", {cout, cin, k, k});
-    const float* b = w.f32(prefix + ".bias", {cout});
-    return kernels::conv2d::prepare(wt, b, cout, cin, k, stride, pad, bn ? bn->scale.data() : nullptr, bn ? bn->shift.data() : nullptr);
+    const std::vector<float> wt = w.f32(prefix + ".weight", {cout, cin, k, k}), b = w.f32(prefix + ".bias", {cout});
+    return kernels::conv2d::prepare(wt.data(), b.data(), cout, cin, k, stride, pad, bn ? bn->scale.data() : nullptr, bn ? bn->shift.data() : nullptr);
 }
 
 inline kernels::linear load_linear(const weight_file& w, const std::string& prefix, int out, int in) {
-    return kernels::linear::prepare(w.f32(prefix + ".weight", {out, in}), w.f32(prefix + ".bias", {out}), out, in);
+    return kernels::linear::prepare(w.f32(prefix + ".weight", {out, in}).data(), w.f32(prefix + ".bias", {out}).data(), out, in);
 }
 
 // Pre-activation bottleneck: y = conv3(relu(bn2(conv2(relu(bn1(conv1(relu(bn(x))))))))) + skip(x).
@@ -236,13 +234,12 @@ public:
         const int fin[4] = {64, 64, 32, 32}, fout[4] = {64, 32, 32, 3};
         for (int i = 0; i < 4; ++i) {
             std::string s = std::to_string(i);
-            const float* wt = w.f32(m + "cl." + s + ".weight", {fout[i], fin[i] * 3});
-            const float* b = w.f32(m + "cl." + s + ".bias", {fout[i]});
+            const std::vector<float> wt = w.f32(m + "cl." + s + ".weight", {fout[i], fin[i] * 3}), b = w.f32(m + "cl." + s + ".bias", {fout[i]});
             if (i < 3) {
                 detail::affine bn = detail::affine::from_bn(w, m + "bn." + s, fout[i]);
-                cl_[std::size_t(i)] = kernels::cheb_conv::prepare(wt, b, fout[i], fin[i], bn.scale.data(), bn.shift.data());
+                cl_[std::size_t(i)] = kernels::cheb_conv::prepare(wt.data(), b.data(), fout[i], fin[i], bn.scale.data(), bn.shift.data());
             } else {
-                cl_[std::size_t(i)] = kernels::cheb_conv::prepare(wt, b, fout[i], fin[i]);
+                cl_[std::size_t(i)] = kernels::cheb_conv::prepare(wt.data(), b.data(), fout[i], fin[i]);
             }
         }
     }
@@ -296,8 +293,8 @@ public:
         const int fin[4] = {3, 32, 32, 64}, fout[4] = {32, 32, 64, 64};
         for (int i = 0; i < 4; ++i) {
             std::string s = std::to_string(i);
-            cl_[std::size_t(i)] = kernels::cheb_conv::prepare(w.f32(p + "cl." + s + ".weight", {fout[i], fin[i] * 3}),
-                                                             w.f32(p + "cl." + s + ".bias", {fout[i]}), fout[i], fin[i]);
+            cl_[std::size_t(i)] = kernels::cheb_conv::prepare(w.f32(p + "cl." + s + ".weight", {fout[i], fin[i] * 3}).data(),
+                                                             w.f32(p + "cl." + s + ".bias", {fout[i]}).data(), fout[i], fin[i]);
             for (const char* t : {".weight", ".bias", ".running_mean", ".running_var"}) w.ignore(p + "bn." + s + t);
         }
         fc1_ = detail::load_linear(w, p + "fc.fc_1.fc", 512, 80 * 64);
@@ -327,5 +324,30 @@ private:
     std::array<kernels::cheb_conv, 4> cl_;
     kernels::linear fc1_, fc2_;
 };
+
+// Floating-point operations (multiply and add counted separately) of one forward pass
+// of the three networks, from the layer shapes: ~32.4 GFLOP.
+inline double network_flops() {
+    auto conv = [](double hw, double cin, double cout, double k) { return 2.0 * hw * cin * cout * k * k; };
+    auto res = [&](double s, double cin, double cout) {
+        double c2 = cout / 2, hw = s * s;
+        return conv(hw, cin, c2, 1) + conv(hw, c2, c2, 3) + conv(hw, c2, cout, 1) + (cin != cout ? conv(hw, cin, cout, 1) : 0.0);
+    };
+    const double f = num_features;
+    std::function<double(int, double)> hg = [&](int depth, double s) -> double {
+        double low = depth > 1 ? hg(depth - 1, s / 2) : 2 * res(s / 2, f, f);
+        return 2 * res(s, f, f) + 2 * res(s / 2, f, f) + low + 2 * res(s / 2, f, f);
+    };
+    double total = conv(128.0 * 128, 3, 64, 7) + res(128, 64, 128) + res(64, 128, 128) + res(64, 128, f);
+    for (int i = 0; i < num_stacks; ++i) total += hg(4, 64) + 2 * res(64, f, f) + conv(64.0 * 64, f, f, 1) + conv(64.0 * 64, f, num_joints, 1);
+    total += conv(64.0 * 64, f, f, 1) + conv(64.0 * 64, num_joints, f, 1);                 // ll_, tmpOut_
+    total += conv(64.0 * 64, num_joints, f, 1) + conv(64.0 * 64, f, f, 1);                 // feature net inputs
+    for (double s : {64.0, 32.0, 16.0, 8.0}) total += 2 * res(s, f, f);
+    total += 2.0 * (4096.0 * 512 + 512.0 * 5120 + 5120.0 * 512 + 512.0 * 20);            // fully connected
+    auto cheb = [](double n, double fin, double fout, double nnz) { return 2.0 * (2 * nnz * fin + n * 3 * fin * fout); };
+    total += cheb(320, 64, 64, 1916) + cheb(320, 64, 32, 1916) + cheb(1280, 32, 32, 6970) + cheb(1280, 32, 3, 6970);
+    total += cheb(1280, 3, 32, 6970) + cheb(1280, 32, 32, 6970) + cheb(320, 32, 64, 1916) + cheb(320, 64, 64, 1916);
+    return total;
+}
 
 }  // namespace handgraph

@@ -133,8 +133,7 @@ public:
         const tensor_info& fi = w.info("template.faces");
         if (vi.shape.size() != 2 || vi.shape[1] != 3) throw error(w.path() + ": tensor \"template.vertices\" must have shape (N, 3)");
         if (fi.shape.size() != 2 || fi.shape[1] != 3) throw error(w.path() + ": tensor \"template.faces\" must have shape (M, 3)");
-        const float* vp = w.f32("template.vertices", vi.shape);
-        graph_ = build_hand_graph(make_template_mesh(std::vector<float>(vp, vp + vi.numel()), w.i32("template.faces", fi.shape),
+        graph_ = build_hand_graph(make_template_mesh(w.f32("template.vertices", vi.shape), w.i32("template.faces", fi.shape),
                                                      w.path() + ": template mesh"));
         if (graph_.laplacians.size() != 5 || graph_.num_nodes(0) != mesh_nodes || graph_.num_nodes(4) != 80)
             throw error(w.path() + ": the template mesh gives a graph of " + std::to_string(graph_.num_nodes(0)) +
@@ -218,6 +217,36 @@ public:
         auto t4 = clock::now();
         if (times) *times = {ms(t0, t1), ms(t1, t2), ms(t2, t3), ms(t3, t4)};
         return e;
+    }
+
+    // A batch of crops (each 256 * 256 * 3 BGR bytes); params may be empty (normalised
+    // outputs) or hold one entry per crop. With several threads and at least as many crops
+    // as threads, crops run side by side, one thread each; results do not depend on it.
+    std::vector<hand_estimate> estimate_batch(const std::vector<const unsigned char*>& crops, const std::vector<crop_params>& params,
+                                              const estimate_options& opt = {}) const {
+        if (!params.empty() && params.size() != crops.size())
+            throw error("estimate_batch: " + std::to_string(params.size()) + " crop_params for " + std::to_string(crops.size()) + " crops");
+        std::vector<hand_estimate> out(crops.size());
+        const int n = int(crops.size());
+        const int threads = std::max(1, opt.threads);
+        if (threads > 1 && n >= threads) {
+            estimate_options one = opt;
+            one.threads = 1;
+            std::vector<std::string> errors(crops.size());
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+            for (int i = 0; i < n; ++i) {
+                try {
+                    out[std::size_t(i)] = estimate(crops[std::size_t(i)], params.empty() ? nullptr : &params[std::size_t(i)], one);
+                } catch (const std::exception& e) {
+                    errors[std::size_t(i)] = e.what();
+                }
+            }
+            for (int i = 0; i < n; ++i)
+                if (!errors[std::size_t(i)].empty()) throw error("crop " + std::to_string(i) + ": " + errors[std::size_t(i)]);
+        } else {
+            for (int i = 0; i < n; ++i) out[std::size_t(i)] = estimate(crops[std::size_t(i)], params.empty() ? nullptr : &params[std::size_t(i)], opt);
+        }
+        return out;
     }
 
     // Faces of the 954-vertex mesh (1892 x 3, template vertex indices).

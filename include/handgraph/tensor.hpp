@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <new>
 
@@ -17,34 +18,99 @@ namespace handgraph {
 constexpr int channel_block = 16;
 inline int round_up(int n, int m) { return (n + m - 1) / m * m; }
 
-// A 64-byte-aligned float array. Zero-initialised on allocation.
+namespace detail {
+
+// A per-thread cache of freed aligned blocks, keyed by byte size. A forward pass
+// allocates the same activation sizes every time; reusing blocks avoids a page fault
+// (and the kernel's page clearing) on every first touch, which costs more than the
+// convolutions on some virtual machines. Blocks beyond `capacity` bytes are freed.
+class block_cache {
+public:
+    static constexpr std::size_t capacity = std::size_t(256) << 20;
+    static block_cache& local() {
+        static thread_local block_cache cache;
+        return cache;
+    }
+    void* take(std::size_t bytes) {
+        auto it = blocks_.find(bytes);
+        if (it == blocks_.end()) return nullptr;
+        void* p = it->second;
+        blocks_.erase(it);
+        held_ -= bytes;
+        return p;
+    }
+    void give(void* p, std::size_t bytes) {
+        if (held_ + bytes > capacity) {
+            std::free(p);
+            return;
+        }
+        blocks_.emplace(bytes, p);
+        held_ += bytes;
+    }
+    ~block_cache() {
+        for (auto& b : blocks_) std::free(b.second);
+    }
+
+private:
+    std::multimap<std::size_t, void*> blocks_;
+    std::size_t held_ = 0;
+};
+
+}  // namespace detail
+
+// A 64-byte-aligned float array. Zero-initialised on allocation. Freed blocks go to a
+// per-thread cache and are reused by later allocations of the same size.
 class aligned_buffer {
 public:
     aligned_buffer() = default;
     explicit aligned_buffer(std::size_t n) { resize(n); }
+    aligned_buffer(aligned_buffer&& o) noexcept : data_(o.data_), size_(o.size_), bytes_(o.bytes_) {
+        o.data_ = nullptr;
+        o.size_ = o.bytes_ = 0;
+    }
+    aligned_buffer& operator=(aligned_buffer&& o) noexcept {
+        if (this != &o) {
+            release();
+            data_ = o.data_;
+            size_ = o.size_;
+            bytes_ = o.bytes_;
+            o.data_ = nullptr;
+            o.size_ = o.bytes_ = 0;
+        }
+        return *this;
+    }
+    aligned_buffer(const aligned_buffer&) = delete;
+    aligned_buffer& operator=(const aligned_buffer&) = delete;
+    ~aligned_buffer() { release(); }
+
     void resize(std::size_t n) {
         if (n == size_) return;
-        data_.reset();
-        size_ = 0;
+        release();
         if (n == 0) return;
         std::size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
-        void* p = std::aligned_alloc(64, bytes);
+        void* p = detail::block_cache::local().take(bytes);
+        if (!p) p = std::aligned_alloc(64, bytes);
         if (!p) throw std::bad_alloc();
         std::memset(p, 0, bytes);
-        data_.reset(static_cast<float*>(p));
+        data_ = static_cast<float*>(p);
         size_ = n;
+        bytes_ = bytes;
     }
-    void zero() { if (size_) std::memset(data_.get(), 0, size_ * sizeof(float)); }
-    float* data() { return data_.get(); }
-    const float* data() const { return data_.get(); }
+    void zero() { if (size_) std::memset(data_, 0, size_ * sizeof(float)); }
+    float* data() { return data_; }
+    const float* data() const { return data_; }
     std::size_t size() const { return size_; }
-    float& operator[](std::size_t i) { return data_.get()[i]; }
-    const float& operator[](std::size_t i) const { return data_.get()[i]; }
+    float& operator[](std::size_t i) { return data_[i]; }
+    const float& operator[](std::size_t i) const { return data_[i]; }
 
 private:
-    struct free_deleter { void operator()(float* p) const { std::free(p); } };
-    std::unique_ptr<float, free_deleter> data_;
-    std::size_t size_ = 0;
+    void release() {
+        if (data_) detail::block_cache::local().give(data_, bytes_);
+        data_ = nullptr;
+        size_ = bytes_ = 0;
+    }
+    float* data_ = nullptr;
+    std::size_t size_ = 0, bytes_ = 0;
 };
 
 // One image's activations: HWC, channels padded to a multiple of 16, zero border.

@@ -19,6 +19,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -72,35 +73,54 @@ class safetensors_file {
 public:
     static constexpr std::uint64_t max_header_bytes = 100u << 20;
 
-    // Read and validate `path`. Throws handgraph::error naming the file.
+    // Open `path`, read and validate its header. Tensor data stay in the file and are
+    // read on request (read_into / values), so loading never holds a second copy of
+    // the weights. Throws handgraph::error naming the file.
     static safetensors_file read(const std::string& path) {
-        std::ifstream in(path, std::ios::binary);
-        if (!in) throw error(path + ": cannot open file");
-        in.seekg(0, std::ios::end);
-        std::streamoff size = in.tellg();
+        auto in = std::make_shared<std::ifstream>(path, std::ios::binary);
+        if (!*in) throw error(path + ": cannot open file");
+        in->seekg(0, std::ios::end);
+        std::streamoff size = in->tellg();
         if (size < 0) throw error(path + ": cannot read file size");
-        in.seekg(0, std::ios::beg);
-        std::vector<unsigned char> bytes(static_cast<std::size_t>(size));
-        if (size > 0 && !in.read(reinterpret_cast<char*>(bytes.data()), size))
-            throw error(path + ": read failed");
-        return from_bytes(std::move(bytes), path);
+        in->seekg(0, std::ios::beg);
+        unsigned char len[8] = {};
+        std::size_t file_size = static_cast<std::size_t>(size);
+        if (file_size < 8 || !in->read(reinterpret_cast<char*>(len), 8))
+            throw error(path + ": not a safetensors file (shorter than its 8-byte header length)");
+        std::uint64_t n = 0;
+        for (int i = 7; i >= 0; --i) n = (n << 8) | len[i];
+        check_header_length(n, file_size, path);
+        std::string text(static_cast<std::size_t>(n), '\0');
+        if (n > 0 && !in->read(&text[0], std::streamsize(n))) throw error(path + ": read failed in the header");
+        safetensors_file f = parse_header(text, file_size, path);
+        f.stream_ = std::move(in);
+        return f;
     }
 
     // Validate a file image held in memory; `path` is used in messages.
     static safetensors_file from_bytes(std::vector<unsigned char> bytes, const std::string& path) {
-        safetensors_file f;
-        f.path_ = path;
         if (bytes.size() < 8) throw error(path + ": not a safetensors file (shorter than its 8-byte header length)");
         std::uint64_t n = 0;
         for (int i = 7; i >= 0; --i) n = (n << 8) | bytes[std::size_t(i)];
+        check_header_length(n, bytes.size(), path);
+        safetensors_file f = parse_header(std::string_view(reinterpret_cast<const char*>(bytes.data()) + 8, std::size_t(n)), bytes.size(), path);
+        f.bytes_ = std::move(bytes);
+        return f;
+    }
+
+private:
+    static void check_header_length(std::uint64_t n, std::size_t file_size, const std::string& path) {
         if (n > max_header_bytes) throw error(path + ": header length " + std::to_string(n) + " is absurd (over 100 MiB): not a safetensors file or damaged");
-        if (n > bytes.size() - 8) throw error(path + ": header length " + std::to_string(n) + " runs past the end of the file (" + std::to_string(bytes.size()) + " bytes): truncated or damaged");
-        std::string_view text(reinterpret_cast<const char*>(bytes.data()) + 8, std::size_t(n));
-        // The safetensors writer may pad the header with trailing spaces.
+        if (n > file_size - 8) throw error(path + ": header length " + std::to_string(n) + " runs past the end of the file (" + std::to_string(file_size) + " bytes): truncated or damaged");
+    }
+
+    static safetensors_file parse_header(std::string_view text, std::size_t file_size, const std::string& path) {
+        safetensors_file f;
+        f.path_ = path;
         json::value header = json::parse(text, path + " (header)");
         if (!header.is_object()) throw error(path + ": header is not a JSON object");
-        f.data_offset_ = 8 + std::size_t(n);
-        std::size_t data_size = bytes.size() - f.data_offset_;
+        f.data_offset_ = 8 + text.size();
+        std::size_t data_size = file_size - f.data_offset_;
 
         std::set<std::string> seen;
         for (auto& [name, v] : header.members) {
@@ -159,9 +179,10 @@ public:
             if (order[i]->begin < order[i - 1]->end)
                 throw error(path + ": tensors \"" + order[i - 1]->name + "\" and \"" + order[i]->name + "\" overlap");
         for (std::size_t i = 0; i < f.tensors_.size(); ++i) f.index_[f.tensors_[i].name] = i;
-        f.bytes_ = std::move(bytes);
         return f;
     }
+
+public:
 
     const std::string& path() const { return path_; }
     const std::vector<tensor_info>& tensors() const { return tensors_; }
@@ -170,23 +191,36 @@ public:
         auto it = index_.find(name);
         return it == index_.end() ? nullptr : &tensors_[it->second];
     }
-    // Raw bytes of a tensor (little-endian), length t.end - t.begin.
-    const unsigned char* raw(const tensor_info& t) const { return bytes_.data() + data_offset_ + t.begin; }
+    // Copy a tensor's raw little-endian bytes (t.end - t.begin of them) to dst.
+    // Not thread-safe for file-backed objects (one read position).
+    void read_into(const tensor_info& t, void* dst) const {
+        const std::size_t n = t.end - t.begin;
+        if (n == 0) return;
+        if (!stream_) {
+            std::memcpy(dst, bytes_.data() + data_offset_ + t.begin, n);
+            return;
+        }
+        stream_->clear();
+        stream_->seekg(std::streamoff(data_offset_ + t.begin), std::ios::beg);
+        if (!stream_->read(static_cast<char*>(dst), std::streamsize(n)))
+            throw error(path_ + ": tensor \"" + t.name + "\": read failed (file changed or truncated while loading?)");
+    }
 
-    // Copy a tensor's values out as T (dtype must match exactly).
+    // A tensor's values as T (the dtype's size must match).
     template <class T>
     std::vector<T> values(const std::string& name) const {
         const tensor_info* t = find(name);
         if (!t) throw error(path_ + ": tensor \"" + name + "\" is missing");
         if (dtype_size(t->type) != sizeof(T)) throw error(path_ + ": tensor \"" + name + "\" has dtype " + dtype_name(t->type));
         std::vector<T> out(t->numel());
-        if (!out.empty()) std::memcpy(out.data(), raw(*t), out.size() * sizeof(T));
+        read_into(*t, out.data());
         return out;
     }
 
 private:
     std::string path_;
-    std::vector<unsigned char> bytes_;
+    std::vector<unsigned char> bytes_;       // in-memory file image (from_bytes), or
+    std::shared_ptr<std::ifstream> stream_;  // the open file (read)
     std::size_t data_offset_ = 0;
     std::vector<tensor_info> tensors_;
     std::map<std::string, std::size_t> index_;
@@ -247,17 +281,15 @@ public:
     }
 
     // A float32 tensor of exactly `shape`; every value must be finite.
-    const float* f32(const std::string& name, const std::vector<std::int64_t>& shape) const {
+    std::vector<float> f32(const std::string& name, const std::vector<std::int64_t>& shape) const {
         if (random_ && !file_.find(name)) return generate(name, shape);
         const tensor_info& t = require(name, dtype::f32, shape);
-        const float* p = reinterpret_cast<const float*>(file_.raw(t));  // data is 4-byte aligned in files we write; copy otherwise
-        if (reinterpret_cast<std::uintptr_t>(p) % alignof(float) != 0)
-            throw error(path() + ": tensor \"" + name + "\" is not 4-byte aligned");
-        std::size_t n = t.numel();
-        for (std::size_t i = 0; i < n; ++i)
-            if (!std::isfinite(p[i]))
+        std::vector<float> v(t.numel());
+        file_.read_into(t, v.data());
+        for (std::size_t i = 0; i < v.size(); ++i)
+            if (!std::isfinite(v[i]))
                 throw error(path() + ": tensor \"" + name + "\" holds a non-finite value (NaN or Inf) at flat index " + std::to_string(i));
-        return p;
+        return v;
     }
     std::vector<std::int32_t> i32(const std::string& name, const std::vector<std::int64_t>& shape) const {
         require(name, dtype::i32, shape);
@@ -296,7 +328,7 @@ private:
             throw error(path() + ": tensor \"" + name + "\" has shape " + shape_string(t.shape) + ", expected " + shape_string(shape));
         return t;
     }
-    const float* generate(const std::string& name, const std::vector<std::int64_t>& shape) const {
+    std::vector<float> generate(const std::string& name, const std::vector<std::int64_t>& shape) const {
         std::uint64_t h = 1469598103934665603ull ^ seed_;  // FNV-1a of the name, mixed with the seed
         for (char c : name) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
         auto next = [&h]() {  // splitmix64 -> uniform in [0, 1)
@@ -324,16 +356,13 @@ private:
             else x = float((2 * u - 1) * std::sqrt(3.0 / double(fan_in)));        // conv / linear weight
         }
         used_.insert(name);
-        auto& slot = generated_[name];
-        slot = std::move(v);
-        return slot.data();
+        return v;
     }
 
     safetensors_file file_;
     mutable std::set<std::string> used_;
     bool random_ = false;
     std::uint64_t seed_ = 0;
-    mutable std::map<std::string, std::vector<float>> generated_;
 };
 
 }  // namespace handgraph
