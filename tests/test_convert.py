@@ -393,6 +393,30 @@ class ConverterTest(unittest.TestCase):
             self.assertEqual(arrays["net_mesh_pose." + key].tobytes(), loaded[key].contiguous().numpy().tobytes(), key)
         self.assertEqual(arrays["net_mesh_pose.cl.0.bias"].tolist(), (np.arange(100, 132) * 0.5).tolist())
 
+    def test_tensor_bytes_against_numpy(self):
+        """The strided gather equals numpy's as_strided for every element size."""
+        rng = np.random.RandomState(2)
+        cases = [((3, 4), (1, 3), 2), ((2, 3, 4), (12, 1, 3), 0), ((5,), (0,), 1), ((4, 2), (0, 1), 3),
+                 ((2, 2, 3), (1, 6, 2), 5), ((), (), 7), ((3, 0), (1, 3), 0), ((6, 1), (1, 9), 4)]
+        stypes = [("ByteStorage", np.uint8), ("HalfStorage", np.float16), ("FloatStorage", np.float32),
+                  ("DoubleStorage", np.float64), ("ComplexDoubleStorage", np.complex128)]
+        for size, stride, offset in cases:
+            for name, dt in stypes:
+                stype = convert_weights._STORAGE_TYPES[name]
+                numel = offset + sum((a - 1) * b for a, b in zip(size, stride)) + 1 if all(size) else offset
+                base = rng.standard_normal(numel * 2).astype(np.float64).view(np.uint8)[:numel * np.dtype(dt).itemsize]
+                arr = np.frombuffer(base.tobytes(), dtype=dt)
+                st = convert_weights.Storage("k", stype, numel)
+                st.data = memoryview(arr.tobytes())
+                t = convert_weights.TensorRef(st, offset, size, stride)
+                expected = np.lib.stride_tricks.as_strided(
+                    arr[offset:], shape=size, strides=[b * arr.itemsize for b in stride]).copy() if numel else np.zeros(size, dt)
+                self.assertEqual(convert_weights.tensor_bytes(t), expected.tobytes(), (size, stride, offset, name))
+        st = convert_weights.Storage("k", convert_weights._STORAGE_TYPES["FloatStorage"], 10)
+        st.data = memoryview(b"\0" * 40)
+        with self.assertRaises(convert_weights.ConvertError):
+            convert_weights.tensor_bytes(convert_weights.TensorRef(st, 2, (3, 3), (3, 1)))
+
     # -- the embedded table
     def test_embedded_table_matches_tsv(self):
         if not os.path.isfile(TSV):

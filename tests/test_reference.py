@@ -170,13 +170,17 @@ class FixtureConsistency(unittest.TestCase):
             self.skipTest("no reference outputs (see %s/README)" % d)
         import cv2
         import hand_graph
-        shared = os.environ.get("HANDGRAPH_SHARED_DATA") or os.path.join(SOURCE_DIR, "..", "shared", "data", "hand-graph-cnn")
-        graph = hand_graph.build_hand_graph(os.path.join(shared, "0214_lowP_vn_g.0001.obj"))
+        ref, meta = st_numpy.load(os.path.join(d, "seed2", refs[0]))
+        if meta["template"] == "synthetic_template.obj":
+            template = os.path.join(d, meta["template"])
+        else:
+            shared = os.environ.get("HANDGRAPH_SHARED_DATA") or os.path.join(SOURCE_DIR, "..", "shared", "data", "hand-graph-cnn")
+            template = os.path.join(shared, meta["template"])
+        graph = hand_graph.build_hand_graph(template)
         nets = handnet.build_nets(graph["laplacians"])
         for stem, net in zip(handnet.STEMS, nets):
             sd = torch.load(os.path.join(d, "seed2", "legacy", stem + ".pth"))
             net.load_state_dict({k[len("module."):]: v for k, v in sd.items()})
-        ref, meta = st_numpy.load(os.path.join(d, "seed2", refs[0]))
         crop = cv2.imread(os.path.join(d, meta["image"]), cv2.IMREAD_COLOR)
         out = pipeline.run(nets, graph, crop, ref["cam"], ref["bbox"], ref["root"], ref["scale"])
         self.assertEqual(sorted(out), sorted(ref))

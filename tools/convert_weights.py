@@ -473,7 +473,6 @@ def tensor_bytes(t):
         expect *= s
     if contiguous:
         return bytes(data[offset * itemsize:(offset + numel) * itemsize])
-    items = data[:len(data) // itemsize * itemsize].cast("B").cast(_ITEM_FORMAT[itemsize])
     size, stride = list(t.size), list(t.stride)
     if not size:
         return bytes(data[offset * itemsize:(offset + 1) * itemsize])
@@ -482,11 +481,18 @@ def tensor_bytes(t):
     for s, st in zip(size[:-1], stride[:-1]):
         starts = [b + i * st for b in starts for i in range(s)]
     out = bytearray()
-    for b in starts:
-        if s_last == 0:
-            out += items[b:b + 1].tobytes() * n_last
-        else:
-            out += items[b:b + (n_last - 1) * s_last + 1:s_last].tobytes()
+    if itemsize in _ITEM_FORMAT:  # strided slices of a typed view, raw bytes kept
+        items = data[:len(data) // itemsize * itemsize].cast("B").cast(_ITEM_FORMAT[itemsize])
+        for b in starts:
+            if s_last == 0:
+                out += items[b:b + 1].tobytes() * n_last
+            else:
+                out += items[b:b + (n_last - 1) * s_last + 1:s_last].tobytes()
+    else:
+        for b in starts:
+            for i in range(n_last):
+                e = (b + i * s_last) * itemsize
+                out += data[e:e + itemsize]
     return bytes(out)
 
 
@@ -680,6 +686,9 @@ def main(argv=None):
         return 1
     except MemoryError:
         sys.stderr.write("error: out of memory\n")
+        return 1
+    except Exception as e:  # a bug: still one line, never a partial output
+        sys.stderr.write("error: internal error (%s: %s)\n" % (type(e).__name__, str(e).replace("\n", " ")))
         return 1
     print("wrote %s: %d tensors, %d bytes" % (args.output, count, size))
     return 0

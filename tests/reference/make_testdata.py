@@ -12,12 +12,15 @@ what was skipped, e.g. when the release data is absent):
     seed<k>/legacy/<net>.pth           release style: legacy pickle, `module.` keys,
                                        num_batches_tracked included (k = 1, 2, 3)
     seed<k>/zip/<net>.pth              PyTorch >= 1.6 zip, plain keys
-    seed<k>/weights.safetensors        tools/convert_weights.py of legacy/ (needs the template)
-    seed<k>/weights_zip.safetensors    tools/convert_weights.py of zip/ (needs the template)
+    seed<k>/weights.safetensors        tools/convert_weights.py of legacy/ with the template
+    seed<k>/weights_zip.safetensors    tools/convert_weights.py of zip/ with the template
+    synthetic_template.obj             only when the release's template is absent: the
+                                       generated stand-in (synthetic_template.py) used for
+                                       the weight files, the hand graph and ref_* instead
     seed<k>/state_dict.safetensors     torch.load of legacy/: every float32 tensor as
                                        `<net>.<key>` (no `module.`, no num_batches_tracked)
-    seed<k>/ref_<image stem>.safetensors  tests/reference/pipeline.py outputs (needs the
-                                       template): heatmaps_0/1 (21,64,64), enc_0/1
+    seed<k>/ref_<image stem>.safetensors  tests/reference/pipeline.py outputs (metadata
+                                       `template` names the OBJ used): heatmaps_0/1 (21,64,64), enc_0/1
                                        (256,64,64), features (4096), mesh_raw (1280,3),
                                        depths (20), uv (21,2) I32, uv_margin (21)
                                        (relative gap best - runner-up in the upsampled
@@ -36,6 +39,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -50,12 +54,14 @@ import st_numpy  # noqa: E402
 
 CONVERTER = os.path.join(SOURCE_DIR, "tools", "convert_weights.py")
 TEMPLATE_NAME = "0214_lowP_vn_g.0001.obj"
+SYNTHETIC_TEMPLATE = "synthetic_template.obj"  # written to DIR when the release's is absent
 SEEDS = (1, 2, 3)
 REAL_INDICES = (0, 150, 300, 450)  # rows of real_world_testset/params.mat
 NUM_SYNTHETIC = 2
 SYNTHETIC_PARAMS = dict(cam=[600.0, 600.0, 320.0, 240.0], bbox=[200.0, 120.0, 256.0, 256.0],
                         root=[-3.2, 11.0, 42.4], scale=[5.0])
-SOURCES = ("make_testdata.py", "handnet.py", "pipeline.py", "hand_graph.py", "st_numpy.py")
+SOURCES = ("make_testdata.py", "handnet.py", "pipeline.py", "hand_graph.py", "st_numpy.py",
+           "synthetic_template.py", "numpy_argsort.py")
 
 
 def log(msg):
@@ -102,10 +108,24 @@ class Inputs(object):
         self.cv2 = cv2
         self.shared = shared_data_dir()
         self.notes = []
+        self.scratch = tempfile.mkdtemp(prefix="make_testdata.")
         self.template = os.path.join(self.shared, TEMPLATE_NAME)
+        self.synthetic_template = False
         if not os.path.isfile(self.template):
-            self.notes.append("template %s absent: skipped weights*.safetensors and ref_*.safetensors" % self.template)
             self.template = None
+            try:
+                import synthetic_template
+                self.template = os.path.join(self.scratch, SYNTHETIC_TEMPLATE)
+                synthetic_template.write_obj(self.template)
+                self.synthetic_template = True
+                self.notes.append("release template %s absent: used the generated stand-in "
+                                  "(tests/reference/synthetic_template.py), written to %s"
+                                  % (os.path.join(self.shared, TEMPLATE_NAME), SYNTHETIC_TEMPLATE))
+            except Exception as e:
+                self.template = None
+                self.notes.append("template %s absent and no synthetic stand-in (%s: %s): skipped "
+                                  "weights*.safetensors and ref_*.safetensors"
+                                  % (os.path.join(self.shared, TEMPLATE_NAME), type(e).__name__, e))
         self.graph = None
         if self.template:
             try:
@@ -145,7 +165,7 @@ class Inputs(object):
             path = os.path.join(HERE, name)
             h.update(name.encode() + b"\0" + (sha256_file(path) if os.path.isfile(path) else "absent").encode())
         h.update(sha256_file(CONVERTER).encode())
-        h.update(("template:" + (sha256_file(self.template) if self.template else "absent")).encode())
+        h.update(("template:%s:%s" % (self.synthetic_template, sha256_file(self.template) if self.template else "absent")).encode())
         h.update(("graph:" + ("ok" if self.graph is not None else "absent")).encode())
         for stem, crop, params, _ in self.images:
             h.update(stem.encode() + hashlib.sha256(crop.tobytes()).digest())
@@ -156,6 +176,8 @@ class Inputs(object):
 
 def expected_outputs(inputs):
     out = ["README"] + ["images/%s.png" % s for s, _, _, _ in inputs.images]
+    if inputs.synthetic_template:
+        out.append(SYNTHETIC_TEMPLATE)
     for seed in SEEDS:
         d = "seed%d/" % seed
         out += [d + f + "/" + n + ".pth" for f in ("legacy", "zip") for n in handnet.STEMS]
@@ -218,6 +240,10 @@ def build(tmp, inputs):
         crops[stem] = (cv2.imread(path, cv2.IMREAD_COLOR), params, source)
         assert np.array_equal(crops[stem][0], crop)
     laplacians = inputs.graph["laplacians"] if inputs.graph is not None else None
+    template = inputs.template
+    if inputs.synthetic_template:
+        template = os.path.join(tmp, SYNTHETIC_TEMPLATE)
+        shutil.copyfile(inputs.template, template)
     for seed in SEEDS:
         t0 = time.time()
         d = os.path.join(tmp, "seed%d" % seed)
@@ -226,21 +252,24 @@ def build(tmp, inputs):
         handnet.save_modern(nets, os.path.join(d, "zip"))
         st_numpy.save(os.path.join(d, "state_dict.safetensors"), state_dict_arrays(os.path.join(d, "legacy")),
                       {"seed": seed, "source": "torch.load of legacy/*.pth"})
-        if inputs.template:
-            convert(os.path.join(d, "legacy"), inputs.template, os.path.join(d, "weights.safetensors"))
-            convert(os.path.join(d, "zip"), inputs.template, os.path.join(d, "weights_zip.safetensors"))
+        if template:
+            convert(os.path.join(d, "legacy"), template, os.path.join(d, "weights.safetensors"))
+            convert(os.path.join(d, "zip"), template, os.path.join(d, "weights_zip.safetensors"))
         if inputs.graph is not None:
             for stem in images_for_seed(inputs, seed):
                 crop, params, source = crops[stem]
                 ref = pipeline.run(nets, inputs.graph, crop, **params)
                 st_numpy.save(os.path.join(d, "ref_%s.safetensors" % stem), ref,
-                              {"seed": seed, "image": "images/%s.png" % stem, "source": source})
+                              {"seed": seed, "image": "images/%s.png" % stem, "source": source,
+                               "template": SYNTHETIC_TEMPLATE if inputs.synthetic_template else TEMPLATE_NAME})
         log("seed %d done in %.1f s" % (seed, time.time() - t0))
 
 
 def write_readme(tmp, inputs):
     lines = ["Test data made by tests/reference/make_testdata.py (see its docstring for the layout).",
-             "Release data folder: " + inputs.shared, "", "Images:"]
+             "Release data folder: " + inputs.shared,
+             "Template: " + ("%s (generated stand-in; the release's is absent)" % SYNTHETIC_TEMPLATE
+                            if inputs.synthetic_template else inputs.template or "none"), "", "Images:"]
     for stem, _, params, source in inputs.images:
         p = ", ".join("%s %s" % (k, [round(float(v), 6) for v in np.ravel(a)]) for k, a in params.items())
         lines.append("  images/%s.png: %s; %s" % (stem, source, p))
@@ -260,6 +289,13 @@ def main():
     t0 = time.time()
     out = os.path.abspath(args.out)
     inputs = Inputs()
+    try:
+        return generate(args, out, inputs, t0)
+    finally:
+        shutil.rmtree(inputs.scratch, ignore_errors=True)
+
+
+def generate(args, out, inputs, t0):
     for n in inputs.notes:
         log("note: " + n)
     stamp = inputs.stamp()
