@@ -1,0 +1,290 @@
+// handgraph/image.hpp: 8-bit BGR images: loading (stb_image), PNG writing
+// (stb_image_write), zero-padded crops and the bilinear resize of OpenCV's cv2.resize.
+//
+// Loading follows cv2.imread(path, IMREAD_COLOR), which the release used: every image
+// becomes 3-channel 8-bit BGR. Grey is replicated to B, G and R; an alpha channel is
+// dropped (not blended); 16-bit PNGs keep the high byte of each sample (v >> 8, as
+// OpenCV's libpng reader does). HDR images are refused. The pixel count is checked
+// from the header (stbi_info) before anything is decoded. JPEG decoding is stb's, which
+// differs from libjpeg by a few grey levels at most (spec section 5).
+//
+// resize_linear() reproduces cv2.resize(INTER_LINEAR) on 8-bit images bit for bit
+// (checked against OpenCV 4.6): 11-bit fixed-point weights, horizontal pass in
+// integers, vertical pass `(((c0*(S0>>4))>>16) + ((c1*(S1>>4))>>16) + 2) >> 2`.
+// Horizontally, taps outside the image are clamped with their weight (s<0: s=0, a=0;
+// s>=n-1: s=n-1, a=0); vertically only the row index is clamped and the weights stay
+// as computed, so the first and last rows of an upscale mix a row with itself, which
+// rounds differently from weight 1 (this is what makes them exact).
+//
+// Depends on error.hpp and the stb_image / stb_image_write declarations (the
+// implementation is compiled elsewhere, e.g. tools/runtime/stb_impl.cpp).
+#pragma once
+#include <stb_image.h>
+#include <stb_image_write.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "error.hpp"
+
+namespace handgraph {
+
+// An 8-bit, 3-channel image, rows top to bottom, pixels B, G, R (OpenCV's order).
+struct image {
+    int width = 0, height = 0;
+    std::vector<std::uint8_t> pixels;  // height * width * 3
+
+    image() = default;
+    image(int w, int h) : width(w), height(h), pixels(std::size_t(w) * std::size_t(h) * 3, 0) {
+        if (w < 0 || h < 0) throw error("image: negative size");
+    }
+    bool empty() const { return width == 0 || height == 0; }
+    std::uint8_t* row(int y) { return pixels.data() + std::size_t(y) * std::size_t(width) * 3; }
+    const std::uint8_t* row(int y) const { return pixels.data() + std::size_t(y) * std::size_t(width) * 3; }
+    // Bounds-checked access to channel c (0 = B, 1 = G, 2 = R) of pixel (x, y).
+    std::uint8_t at(int x, int y, int c) const {
+        if (x < 0 || y < 0 || c < 0 || x >= width || y >= height || c >= 3)
+            throw error("image: pixel (" + std::to_string(x) + ", " + std::to_string(y) + ") outside " +
+                        std::to_string(width) + "x" + std::to_string(height));
+        return row(y)[std::size_t(x) * 3 + std::size_t(c)];
+    }
+};
+
+struct image_load_options {
+    // Largest width * height accepted, checked from the header before decoding.
+    std::int64_t max_pixels = std::int64_t(1) << 26;  // 67 M pixels
+};
+
+namespace detail {
+
+inline std::string stb_reason() {
+    const char* r = stbi_failure_reason();
+    return r ? r : "unknown error";
+}
+
+inline std::vector<unsigned char> image_file_bytes(const std::filesystem::path& path) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec)) throw error("image '" + path.string() + "': file not found");
+    std::FILE* f = std::fopen(path.string().c_str(), "rb");
+    if (!f) throw error("image '" + path.string() + "': cannot open");
+    std::vector<unsigned char> bytes;
+    unsigned char buf[1 << 16];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) {
+        bytes.insert(bytes.end(), buf, buf + n);
+        if (bytes.size() > std::size_t(std::numeric_limits<int>::max())) {
+            std::fclose(f);
+            throw error("image '" + path.string() + "': file larger than 2 GiB");
+        }
+    }
+    bool failed = std::ferror(f) != 0;
+    std::fclose(f);
+    if (failed) throw error("image '" + path.string() + "': read failed");
+    return bytes;
+}
+
+// One axis of cv2.resize's bilinear taps: source indices and 11-bit weights.
+struct linear_taps {
+    std::vector<int> i0, i1;
+    std::vector<int> c0, c1;
+};
+
+inline int resize_coef(float v) {
+    long r = std::lrint(v * 2048.0f);  // OpenCV's saturate_cast<short>(float): round half to even
+    return int(std::clamp<long>(r, std::numeric_limits<short>::min(), std::numeric_limits<short>::max()));
+}
+
+// clamp_weights: the horizontal rule (a tap outside the image gets weight 0); without it
+// only the indices are clamped (the vertical rule).
+inline linear_taps make_linear_taps(int src, int dst, bool clamp_weights) {
+    linear_taps t;
+    t.i0.resize(dst);
+    t.i1.resize(dst);
+    t.c0.resize(dst);
+    t.c1.resize(dst);
+    double scale = 1.0 / (double(dst) / double(src));
+    for (int d = 0; d < dst; ++d) {
+        float f = float((d + 0.5) * scale - 0.5);
+        int s = int(std::floor(f));
+        f -= float(s);
+        int s0 = s, s1 = s + 1;
+        if (clamp_weights) {
+            if (s < 0) { s0 = 0; f = 0.f; }
+            if (s0 >= src - 1) { s0 = src - 1; f = 0.f; }
+            s1 = std::min(s0 + 1, src - 1);
+        } else {
+            s0 = std::clamp(s0, 0, src - 1);
+            s1 = std::clamp(s1, 0, src - 1);
+        }
+        t.i0[d] = s0;
+        t.i1[d] = s1;
+        t.c0[d] = resize_coef(1.0f - f);
+        t.c1[d] = resize_coef(f);
+    }
+    return t;
+}
+
+}  // namespace detail
+
+// Decodes an image held in memory into BGR; `origin` names it in messages.
+inline image decode_image(const void* data, std::size_t size, const std::string& origin, const image_load_options& options = {}) {
+    std::string where = "image '" + origin + "'";
+    if (size == 0) throw error(where + ": empty file");
+    if (size > std::size_t(std::numeric_limits<int>::max())) throw error(where + ": larger than 2 GiB");
+    const auto* bytes = static_cast<const stbi_uc*>(data);
+    int len = int(size), w = 0, h = 0, comp = 0;
+    if (!stbi_info_from_memory(bytes, len, &w, &h, &comp))
+        throw error(where + ": not an image stb_image can read (" + detail::stb_reason() + ")");
+    if (w <= 0 || h <= 0) throw error(where + ": invalid size " + std::to_string(w) + "x" + std::to_string(h));
+    if (std::int64_t(w) * std::int64_t(h) > options.max_pixels)
+        throw error(where + ": " + std::to_string(w) + "x" + std::to_string(h) + " pixels exceed the budget of " +
+                    std::to_string(options.max_pixels) + " (image_load_options::max_pixels)");
+    if (stbi_is_hdr_from_memory(bytes, len)) throw error(where + ": HDR images are not supported");
+    int dw = 0, dh = 0, n = 0;
+    image out;
+    auto convert = [&](const auto* px, int shift) {
+        if (dw != w || dh != h || n < 1 || n > 4) throw error(where + ": decoder returned an unexpected layout");
+        out = image(w, h);
+        std::size_t count = std::size_t(w) * std::size_t(h);
+        std::uint8_t* o = out.pixels.data();
+        for (std::size_t i = 0; i < count; ++i, o += 3) {
+            const auto* p = px + i * std::size_t(n);
+            if (n <= 2) {  // grey (+ alpha)
+                o[0] = o[1] = o[2] = std::uint8_t(p[0] >> shift);
+            } else {  // RGB (+ alpha)
+                o[0] = std::uint8_t(p[2] >> shift);
+                o[1] = std::uint8_t(p[1] >> shift);
+                o[2] = std::uint8_t(p[0] >> shift);
+            }
+        }
+    };
+    if (stbi_is_16_bit_from_memory(bytes, len)) {
+        stbi_us* px = stbi_load_16_from_memory(bytes, len, &dw, &dh, &n, 0);
+        if (!px) throw error(where + ": cannot decode (" + detail::stb_reason() + ")");
+        try {
+            convert(px, 8);
+        } catch (...) {
+            stbi_image_free(px);
+            throw;
+        }
+        stbi_image_free(px);
+    } else {
+        stbi_uc* px = stbi_load_from_memory(bytes, len, &dw, &dh, &n, 0);
+        if (!px) throw error(where + ": cannot decode (" + detail::stb_reason() + ")");
+        try {
+            convert(px, 0);
+        } catch (...) {
+            stbi_image_free(px);
+            throw;
+        }
+        stbi_image_free(px);
+    }
+    return out;
+}
+
+// Loads an image file (JPEG, PNG, BMP, TGA, ...) as BGR, like cv2.imread(IMREAD_COLOR).
+inline image load_image(const std::filesystem::path& path, const image_load_options& options = {}) {
+    auto bytes = detail::image_file_bytes(path);
+    return decode_image(bytes.data(), bytes.size(), path.string(), options);
+}
+
+// Writes a PNG (RGB, 8-bit) atomically: a temporary file beside it, then a rename.
+inline void write_png(const std::filesystem::path& path, const image& img) {
+    std::string where = "PNG '" + path.string() + "'";
+    if (img.empty()) throw error(where + ": cannot write an empty image");
+    if (img.pixels.size() != std::size_t(img.width) * std::size_t(img.height) * 3) throw error(where + ": pixel buffer size does not match");
+    if (img.width > std::numeric_limits<int>::max() / 3) throw error(where + ": image too wide");
+    std::vector<std::uint8_t> rgb(img.pixels.size());
+    for (std::size_t i = 0; i < rgb.size(); i += 3) {
+        rgb[i] = img.pixels[i + 2];
+        rgb[i + 1] = img.pixels[i + 1];
+        rgb[i + 2] = img.pixels[i];
+    }
+    std::vector<unsigned char> encoded;
+    auto sink = [](void* ctx, void* data, int size) {
+        auto* v = static_cast<std::vector<unsigned char>*>(ctx);
+        v->insert(v->end(), static_cast<unsigned char*>(data), static_cast<unsigned char*>(data) + size);
+    };
+    if (!stbi_write_png_to_func(sink, &encoded, img.width, img.height, 3, rgb.data(), img.width * 3))
+        throw error(where + ": encoding failed");
+    std::random_device rd;
+    std::filesystem::path tmp = path;
+    tmp += ".tmp" + std::to_string(rd()) + std::to_string(rd());
+    std::FILE* f = std::fopen(tmp.string().c_str(), "wb");
+    if (!f) throw error(where + ": cannot write (does the folder exist?)");
+    bool ok = std::fwrite(encoded.data(), 1, encoded.size(), f) == encoded.size();
+    ok = (std::fclose(f) == 0) && ok;
+    std::error_code ec;
+    if (ok) std::filesystem::rename(tmp, path, ec);
+    if (!ok || ec) {
+        std::filesystem::remove(tmp, ec);
+        throw error(where + ": write failed");
+    }
+}
+
+// The w x h box at (x, y) of `src`; pixels outside src are 0 (black). The box may lie
+// partly or wholly outside the image.
+inline image crop_zero_padded(const image& src, int x, int y, int w, int h) {
+    if (w <= 0 || h <= 0 || std::int64_t(w) * std::int64_t(h) > (std::int64_t(1) << 28))
+        throw error("crop: invalid box size " + std::to_string(w) + "x" + std::to_string(h));
+    image out(w, h);
+    std::int64_t x0 = std::max<std::int64_t>(x, 0), x1 = std::min<std::int64_t>(std::int64_t(x) + w, src.width);
+    std::int64_t y0 = std::max<std::int64_t>(y, 0), y1 = std::min<std::int64_t>(std::int64_t(y) + h, src.height);
+    for (std::int64_t sy = y0; sy < y1; ++sy)
+        if (x1 > x0)
+            std::copy(src.row(int(sy)) + x0 * 3, src.row(int(sy)) + x1 * 3, out.row(int(sy - y)) + (x0 - x) * 3);
+    return out;
+}
+
+// cv2.resize(src, (width, height)) with the default INTER_LINEAR, bit-exact.
+inline image resize_linear(const image& src, int width, int height) {
+    if (src.empty()) throw error("resize: empty source image");
+    if (width <= 0 || height <= 0 || std::int64_t(width) * std::int64_t(height) > (std::int64_t(1) << 28))
+        throw error("resize: invalid size " + std::to_string(width) + "x" + std::to_string(height));
+    auto tx = detail::make_linear_taps(src.width, width, true);
+    auto ty = detail::make_linear_taps(src.height, height, false);
+    // Horizontal pass for the source rows that are used, as 32-bit integers.
+    std::vector<int> used(std::size_t(src.height), -1);
+    int rows = 0;
+    for (int d = 0; d < height; ++d)
+        for (int s : {ty.i0[d], ty.i1[d]})
+            if (used[s] < 0) used[s] = rows++;
+    std::size_t stride = std::size_t(width) * 3;
+    std::vector<int> hbuf(std::size_t(rows) * stride);
+    for (int s = 0; s < src.height; ++s) {
+        if (used[s] < 0) continue;
+        const std::uint8_t* in = src.row(s);
+        int* o = hbuf.data() + std::size_t(used[s]) * stride;
+        for (int d = 0; d < width; ++d) {
+            const std::uint8_t* p0 = in + std::size_t(tx.i0[d]) * 3;
+            const std::uint8_t* p1 = in + std::size_t(tx.i1[d]) * 3;
+            for (int c = 0; c < 3; ++c) o[d * 3 + c] = p0[c] * tx.c0[d] + p1[c] * tx.c1[d];
+        }
+    }
+    image out(width, height);
+    for (int d = 0; d < height; ++d) {
+        const int* s0 = hbuf.data() + std::size_t(used[ty.i0[d]]) * stride;
+        const int* s1 = hbuf.data() + std::size_t(used[ty.i1[d]]) * stride;
+        int b0 = ty.c0[d], b1 = ty.c1[d];
+        std::uint8_t* o = out.row(d);
+        for (std::size_t k = 0; k < stride; ++k) {
+            int v = (((b0 * (s0[k] >> 4)) >> 16) + ((b1 * (s1[k] >> 4)) >> 16) + 2) >> 2;
+            o[k] = std::uint8_t(std::clamp(v, 0, 255));
+        }
+    }
+    return out;
+}
+
+// The release's crop: the box with zero padding, resized to width x height (256 x 256).
+inline image crop_and_resize(const image& src, int x, int y, int w, int h, int width = 256, int height = 256) {
+    return resize_linear(crop_zero_padded(src, x, y, w, h), width, height);
+}
+
+}  // namespace handgraph
