@@ -130,6 +130,19 @@ int main(int argc, char** argv) {
     std::printf("convolutions of one image (shapes x counts): %.1f ms for %.2f GFLOP = %.1f GFLOP/s effective\n",
                 net_ms, net_flop / 1e9, net_flop / (net_ms * 1e-3) / 1e9);
 
+    if (filter.empty() || filter == "elementwise") {
+        feature_map a(64, 64, 256, 1), b(64, 64, 256, 0), o(64, 64, 256, 1), p(32, 32, 256, 0), l(32, 32, 256, 0);
+        std::vector<float> sc(256, 0.9f), sh(256, 0.1f);
+        const double mb = 64.0 * 64 * 256 * 4 / 1e6;
+        double t = median_seconds([&] { scale_shift_relu(a, sc.data(), sh.data(), o, ex); }, min_total);
+        std::printf("scale_shift_relu 64x64x256 %8.3f ms %7.1f GB/s\n", t * 1e3, 2 * mb / t / 1e3);
+        t = median_seconds([&] { add(a, b, o, ex); }, min_total);
+        std::printf("add 64x64x256              %8.3f ms %7.1f GB/s\n", t * 1e3, 3 * mb / t / 1e3);
+        t = median_seconds([&] { maxpool2x2(a, p, ex); }, min_total);
+        std::printf("maxpool2x2 64x64x256       %8.3f ms %7.1f GB/s\n", t * 1e3, 1.25 * mb / t / 1e3);
+        t = median_seconds([&] { upsample2x_add(l, o, o, ex); }, min_total);
+        std::printf("upsample2x_add 32->64 x256 %8.3f ms %7.1f GB/s\n", t * 1e3, 2.25 * mb / t / 1e3);
+    }
     const int fc[][2] = {{4096, 512}, {512, 5120}, {5120, 512}, {512, 20}};
     for (const auto& f : fc) {
         if (!filter.empty() && std::string("linear").find(filter) == std::string::npos) continue;

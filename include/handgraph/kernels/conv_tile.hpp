@@ -34,6 +34,13 @@ inline void conv_direct_tile(const float* ip, std::ptrdiff_t ps, std::ptrdiff_t 
     using B = xsimd::batch<float, Arch>;
     constexpr int L = int(B::size), R = 16 / L, V = NB * R;
     B acc[P][V];
+#pragma GCC unroll 16
+    for (int p = 0; p < P; ++p)
+#pragma GCC unroll 4
+        for (int j = 0; j < NB; ++j) {
+            __builtin_prefetch(op + p * ocpad + j * 16, 1);
+            if (rp) __builtin_prefetch(rp + p * rcpad + j * 16);
+        }
 #pragma GCC unroll 8
     for (int v = 0; v < V; ++v) {
         B b = B::load_aligned(bias + (v / R) * 16 + (v % R) * L);
@@ -43,7 +50,11 @@ inline void conv_direct_tile(const float* ip, std::ptrdiff_t ps, std::ptrdiff_t 
     for (int ky = 0; ky < k; ++ky)
         for (int kx = 0; kx < k; ++kx) {
             const float* x = ip + ky * irow + kx * icpad;
-            for (int ci = 0; ci < cin; ++ci, w += 16) {
+            for (int cb = 0; cb < cin; cb += 16) {
+#pragma GCC unroll 16
+            for (int p = 0; p < P; ++p) __builtin_prefetch(x + p * ps + cb + 32);
+            const int ce = cb + 16 < cin ? cb + 16 : cin;
+            for (int ci = cb; ci < ce; ++ci, w += 16) {
                 B wv[V];
 #pragma GCC unroll 8
                 for (int v = 0; v < V; ++v) wv[v] = B::load_aligned(w + (v / R) * gs + (v % R) * L);
@@ -53,6 +64,7 @@ inline void conv_direct_tile(const float* ip, std::ptrdiff_t ps, std::ptrdiff_t 
 #pragma GCC unroll 8
                     for (int v = 0; v < V; ++v) acc[p][v] = xsimd::fma(xb, wv[v], acc[p][v]);
                 }
+            }
             }
         }
     const B zero(0.0f);

@@ -170,9 +170,20 @@ void winograd_fn::operator()(Arch, const winograd_args& a) const {
     const int tiles_x = (a.width + 3) / 4, tiles_y = (a.height + 3) / 4, tiles = tiles_x * tiles_y;
     const int chunks = (tiles + a.chunk - 1) / a.chunk;
     const int cpad = a.in_cpad;
+    // Fewer chunks than 2 per thread: split the output groups too, so every thread has work;
+    // each such item transforms its chunk's input itself. (Results do not depend on the
+    // split: every output is computed by the same operations in any item.)
+    const int ngroups = (a.cout16 + NB - 1) / NB;
+    int gsplit = 1;
+    if (a.threads > 1 && chunks < 2 * a.threads) {
+        gsplit = (2 * a.threads + chunks - 1) / chunks;
+        if (gsplit > ngroups) gsplit = ngroups;
+    }
     alignas(64) static constexpr float zeros[winograd_group] = {};
 #pragma omp parallel for num_threads(a.threads) if (a.threads > 1) schedule(static)
-    for (int ch = 0; ch < chunks; ++ch) {
+    for (int item = 0; item < chunks * gsplit; ++item) {
+        const int ch = item / gsplit, gi = item % gsplit;
+        const int g_begin = gi * ngroups / gsplit * NB, g_end = (gi + 1) * ngroups / gsplit * NB;
         int tid = 0;
 #if defined(_OPENMP)
         tid = omp_get_thread_num();
@@ -186,7 +197,7 @@ void winograd_fn::operator()(Arch, const winograd_args& a) const {
             for (int c = 0; c < cpad; c += L)
                 winograd_input_tile<Arch>(a, ty, tx, c, V + std::ptrdiff_t(t) * cpad + c, std::ptrdiff_t(a.chunk) * cpad);
         }
-        for (int g = 0; g < a.cout16; g += NB) {
+        for (int g = g_begin; g < g_end && g < a.cout16; g += NB) {
             const int nb = a.cout16 - g < NB ? a.cout16 - g : NB;
             // M[xi][t][0..16 nb) = V[xi][t][:] U[xi][:][g..]
             for (int xi = 0; xi < 36; ++xi) {
