@@ -495,6 +495,15 @@ class ConverterTest(unittest.TestCase):
         d = self.variant("modpid", {"net_hm": zip_file_bytes(f.getvalue())})
         self.assertRefused(d, "net_hm.pth", "refusing persistent id 'module'")
 
+    def test_refuses_build_on_storage(self):
+        """A pickle's BUILD opcode applied to a storage placeholder is refused."""
+        pid = StorageRef("FloatStorage", "0", 1, legacy=False)
+        head = raw_pickle(pid)[:-1]  # PROTO, the persistent id, BINPERSID; no STOP
+        body = head + pickle.EMPTY_DICT + pickle.BUILD + pickle.STOP
+        self.assertIn("BUILD", self.disassemble(body))
+        d = self.variant("build", {"net_hm": zip_file_bytes(body)})
+        self.assertRefused(d, "net_hm.pth", "refusing to set state on storage 0")
+
     def test_refuses_missing_key(self):
         sd = collections.OrderedDict(self.state["net_mesh_pose"])
         del sd["cl.2.bias"]

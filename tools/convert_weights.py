@@ -149,8 +149,8 @@ def model_table():
 
 
 # ---------------------------------------------------------------------------------
-# Placeholders built by the restricted unpickler. Immutable (tuples, no __dict__) so
-# that a pickle's BUILD opcode cannot alter them.
+# Placeholders built by the restricted unpickler. Immutable (tuples, no __dict__) or
+# refusing __setstate__, so that a pickle's BUILD opcode cannot alter them.
 # ---------------------------------------------------------------------------------
 
 # torch storage class name -> (dtype name, element size, safetensors dtype)
@@ -184,6 +184,9 @@ class Storage(object):
 
     def __init__(self, key, stype, numel):
         self.key, self.stype, self.numel, self.data, self.users = key, stype, numel, None, []
+
+    def __setstate__(self, state):  # a pickle's BUILD opcode must not alter a storage
+        raise ConvertError("refusing to set state on storage %s" % self.key)
 
 
 class StorageView(collections.namedtuple("StorageView", "root offset numel")):
