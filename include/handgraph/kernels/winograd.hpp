@@ -298,17 +298,29 @@ public:
         a.chunk = tiles >= 16 * detail::winograd_max_chunk ? detail::winograd_max_chunk : detail::winograd_max_chunk / 2;
         a.scratch_per_thread = std::size_t(36) * a.chunk * (std::size_t(in.cpad) + detail::winograd_group);
         a.scratch_per_thread = (a.scratch_per_thread + 15) / 16 * 16;
-        const std::size_t bytes = a.scratch_per_thread * sizeof(float) * std::size_t(a.threads);
-        std::unique_ptr<float, free_deleter> scratch(static_cast<float*>(std::aligned_alloc(64, bytes)));
-        if (!scratch) throw std::bad_alloc();
-        a.scratch = scratch.get();
+        a.scratch = scratch(a.scratch_per_thread * std::size_t(a.threads));
         detail::dispatch_call(detail::winograd_fn{}, a, ex);
     }
 
 private:
-    struct free_deleter {
-        void operator()(float* p) const { std::free(p); }
-    };
+    // Scratch of the calling thread (for its whole OpenMP team), kept between calls: fresh
+    // pages cost page faults on every call otherwise. Grows, never shrinks; not zeroed.
+    static float* scratch(std::size_t floats) {
+        struct holder {
+            std::unique_ptr<float, void (*)(float*)> p{nullptr, [](float* q) { std::free(q); }};
+            std::size_t n = 0;
+        };
+        thread_local holder h;
+        if (h.n < floats) {
+            h.p.reset();
+            h.n = 0;
+            float* q = static_cast<float*>(std::aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64));
+            if (!q) throw std::bad_alloc();
+            h.p.reset(q);
+            h.n = floats;
+        }
+        return h.p.get();
+    }
     int cin_ = 0, cout16_ = 0;
     aligned_buffer weight_, bias_;
 };
