@@ -228,6 +228,18 @@ TEST_CASE("conv2d: residual may be the output itself") {
     conv2d_reference(w.data(), b.data(), 37, 21, 1, 1, 0, nullptr, nullptr, in, ref, false, &res);
     conv.run(in, out, false, &out, exec{2});
     CHECK(relative_error(out, ref) <= 1e-5);
+
+    // the same through the Winograd kernel (3x3)
+    std::vector<float> w3 = random_vector(37 * 37 * 9, rng, -0.1f, 0.1f);
+    feature_map in3(9, 13, 37, 1), out3(9, 13, 37, 1), res3(9, 13, 37, 0), ref3(9, 13, 37, 0);
+    fill_random(in3, rng);
+    fill_random(out3, rng);
+    for (int y = 0; y < 9; ++y)
+        for (int x = 0; x < 13; ++x) std::memcpy(res3.pixel(y, x), out3.pixel(y, x), sizeof(float) * 48);
+    conv2d conv3 = conv2d::prepare(w3.data(), b.data(), 37, 37, 3, 1, 1);
+    conv2d_reference(w3.data(), b.data(), 37, 37, 3, 1, 1, nullptr, nullptr, in3, ref3, true, &res3);
+    conv3.run_winograd(in3, out3, true, &out3, exec{2});
+    CHECK(relative_error(out3, ref3) <= 1e-5);
 }
 
 TEST_CASE("conv2d preconditions") {

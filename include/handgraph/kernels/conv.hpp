@@ -86,7 +86,7 @@ void conv_direct_fn::operator()(Arch, const conv_args& a) const {
     constexpr int NB = conv_tile_shape<Arch>::blocks;
     const int ngroups = (a.cout16 + NB - 1) / NB;
     const int items = a.out_h * ngroups;
-#pragma omp parallel for num_threads(a.threads) if (a.threads > 1) schedule(static)
+HANDGRAPH_OMP_FOR(a.threads, a.threads > 1)
     for (int it = 0; it < items; ++it) {
         int oy = it / ngroups, g = (it % ngroups) * NB;
         int nb = a.cout16 - g < NB ? a.cout16 - g : NB;

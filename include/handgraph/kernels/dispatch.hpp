@@ -103,6 +103,15 @@ inline std::vector<std::string> arch_names_available(xsimd::arch_list<Archs...>)
 
 inline int thread_count(const exec& ex) { return ex.threads < 1 ? 1 : ex.threads; }
 
+// `#pragma omp parallel for` over a loop, with `threads` threads when `cond`, static
+// schedule; nothing without OpenMP.
+#if defined(_OPENMP)
+#define HANDGRAPH_PRAGMA(x) _Pragma(#x)
+#define HANDGRAPH_OMP_FOR(threads, cond) HANDGRAPH_PRAGMA(omp parallel for num_threads(threads) if (cond) schedule(static))
+#else
+#define HANDGRAPH_OMP_FOR(threads, cond)
+#endif
+
 // Declares (HANDGRAPH_KERNELS_DISPATCH) the per-ISA instantiations of a kernel functor, or
 // instantiates one (in tools/runtime/kernels_<isa>.cpp).
 #define HANDGRAPH_KERNEL_DECLARE_ONE(fn, args, arch) \

@@ -44,9 +44,9 @@ void eltwise_fn::operator()(Arch, const eltwise_args& a) const {
     using B = xsimd::batch<float, Arch>;
     constexpr int L = int(B::size);
     const int n = a.width * a.cpad;  // floats per interior row of out
-    const bool par = a.threads > 1 && std::ptrdiff_t(a.height) * n >= 16384;
+    [[maybe_unused]] const bool par = a.threads > 1 && std::ptrdiff_t(a.height) * n >= 16384;
     const int cpad = a.cpad;
-#pragma omp parallel for num_threads(a.threads) if (par) schedule(static)
+HANDGRAPH_OMP_FOR(a.threads, par)
     for (int y = 0; y < a.height; ++y) {
         float* o = a.out + y * a.out_row;
         switch (a.op) {

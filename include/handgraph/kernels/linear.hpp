@@ -37,8 +37,8 @@ void linear_fn::operator()(Arch, const linear_args& a) const {
     using B = xsimd::batch<float, Arch>;
     constexpr int L = int(B::size), R = 16 / L;
     const int in = a.in;
-    const bool par = a.threads > 1 && std::ptrdiff_t(a.out16) * in >= 16384;
-#pragma omp parallel for num_threads(a.threads) if (par) schedule(static)
+    [[maybe_unused]] const bool par = a.threads > 1 && std::ptrdiff_t(a.out16) * in >= 16384;
+HANDGRAPH_OMP_FOR(a.threads, par)
     for (int ob = 0; ob < a.out16; ++ob) {
         const float* w = a.weight + std::ptrdiff_t(ob) * in * 16;
         const float* x = a.x;

@@ -180,7 +180,7 @@ void winograd_fn::operator()(Arch, const winograd_args& a) const {
         if (gsplit > ngroups) gsplit = ngroups;
     }
     alignas(64) static constexpr float zeros[winograd_group] = {};
-#pragma omp parallel for num_threads(a.threads) if (a.threads > 1) schedule(static)
+HANDGRAPH_OMP_FOR(a.threads, a.threads > 1)
     for (int item = 0; item < chunks * gsplit; ++item) {
         const int ch = item / gsplit, gi = item % gsplit;
         const int g_begin = gi * ngroups / gsplit * NB, g_end = (gi + 1) * ngroups / gsplit * NB;
