@@ -177,6 +177,10 @@ inline std::string mat_chars_to_utf8(const char32_t* c, std::size_t n) {
 
 }  // namespace detail
 
+namespace detail {
+struct mat_access;  // the reader and writer
+}  // namespace detail
+
 // One MATLAB array: a numeric, char or cell array (or an unsupported one, kept so that
 // the file's variable list is complete; using it throws).
 class mat_array {
@@ -369,7 +373,7 @@ public:
     }
 
 private:
-    friend struct detail_mat_access;
+    friend struct detail::mat_access;
 
     static std::vector<std::size_t> normal_dims(std::vector<std::size_t> dims) {
         if (dims.empty()) return {1, 1};
@@ -483,8 +487,10 @@ struct mat_tag {
 
 }  // namespace detail
 
-// Reads MAT internals; a struct so that it can be a friend of mat_array.
-struct detail_mat_access {
+namespace detail {
+
+// Reads and writes MAT internals; a struct so that it can be a friend of mat_array.
+struct mat_access {
     struct reader {
         bool swap = false;
         std::string file;
@@ -936,8 +942,6 @@ struct detail_mat_access {
     }
 };
 
-namespace detail {
-
 inline std::vector<unsigned char> read_file_bytes(const std::filesystem::path& path, std::uint64_t max_bytes, const std::string& what) {
     std::error_code ec;
     if (!std::filesystem::is_regular_file(path, ec)) throw error(what + " '" + path.string() + "': file not found");
@@ -979,7 +983,7 @@ inline void write_file_atomically(const std::filesystem::path& path, const std::
 
 // Parses a MAT file held in memory; `origin` names it in messages.
 inline mat_file parse_mat(const void* data, std::size_t size, const std::string& origin, const mat_read_options& options = {}) {
-    return detail_mat_access::parse(static_cast<const unsigned char*>(data), size, origin, options);
+    return detail::mat_access::parse(static_cast<const unsigned char*>(data), size, origin, options);
 }
 
 // Reads a MAT v5 file. Throws handgraph::error naming the file (and variable).
@@ -1009,11 +1013,11 @@ inline std::string serialize_mat(const std::vector<mat_array>& variables, const 
     std::vector<std::string> seen;
     for (const auto& v : variables) {
         std::string where = "MAT output, variable '" + v.name() + "'";
-        if (!detail_mat_access::valid_name(v.name()))
+        if (!detail::mat_access::valid_name(v.name()))
             throw error(where + ": not a valid MATLAB name (a letter, then letters, digits or _; at most 63)");
         if (std::find(seen.begin(), seen.end(), v.name()) != seen.end()) throw error(where + ": appears twice");
         seen.push_back(v.name());
-        detail_mat_access::matrix(o, v, where);
+        detail::mat_access::matrix(o, v, where);
     }
     return o;
 }
