@@ -43,7 +43,9 @@ namespace detail {
     (defined(__x86_64__) || defined(_M_X64))
 #define HANDGRAPH_KERNELS_DISPATCH 1
 // Sorted by version, best first (xsimd's requirement). sse2 is the x86-64 baseline.
-using kernel_archs = xsimd::arch_list<xsimd::avx512f, xsimd::fma3<xsimd::avx2>, xsimd::sse2>;
+// AVX-512 is dispatched as avx512bw (xsimd reports it only with F, CD, DQ and BW present),
+// since kernels_avx512.cpp is compiled with -mavx512{f,cd,bw,dq,vl}.
+using kernel_archs = xsimd::arch_list<xsimd::avx512bw, xsimd::fma3<xsimd::avx2>, xsimd::sse2>;
 #else
 #define HANDGRAPH_KERNELS_DISPATCH 0
 using kernel_archs = xsimd::arch_list<xsimd::default_arch>;
@@ -120,7 +122,7 @@ inline int thread_count(const exec& ex) { return ex.threads < 1 ? 1 : ex.threads
     template void fn::operator()<arch>(arch, const args&) const;
 #if HANDGRAPH_KERNELS_DISPATCH
 #define HANDGRAPH_KERNEL_DECLARE(fn, args)                               \
-    HANDGRAPH_KERNEL_DECLARE_ONE(fn, args, xsimd::avx512f)               \
+    HANDGRAPH_KERNEL_DECLARE_ONE(fn, args, xsimd::avx512bw)              \
     HANDGRAPH_KERNEL_DECLARE_ONE(fn, args, xsimd::fma3<xsimd::avx2>)     \
     HANDGRAPH_KERNEL_DECLARE_ONE(fn, args, xsimd::sse2)
 #else
@@ -130,7 +132,7 @@ inline int thread_count(const exec& ex) { return ex.threads < 1 ? 1 : ex.threads
 }  // namespace detail
 
 // Name of the instruction set the kernels run with on this CPU (for calls with `ex`), e.g.
-// "avx512f", "fma3+avx2", "sse2".
+// "avx512bw", "fma3+avx2", "sse2".
 inline const char* active_arch_name(const exec& ex = exec{}) {
     return detail::walk_archs(detail::kernel_archs{}, detail::best_version(ex), detail::arch_name_fn{}, 0);
 }
