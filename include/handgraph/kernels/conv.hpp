@@ -43,7 +43,7 @@ struct conv_args {
 };
 
 // Output row `oy`, output blocks [g, g + NB).
-template <class Arch, int NB>
+template <class Arch, int NB, int CIN>
 inline void conv_direct_row(const conv_args& a, int oy, int g) {
     constexpr int P = conv_tile_shape<Arch>::pixels;
     const std::ptrdiff_t gs = std::ptrdiff_t(a.kernel) * a.kernel * a.cin * 16;
@@ -55,7 +55,7 @@ inline void conv_direct_row(const conv_args& a, int oy, int g) {
     const float* rp = a.res ? a.res + oy * a.res_row + g * 16 : nullptr;
     int ox = 0;
     for (; ox + P <= a.out_w; ox += P)
-        conv_direct_tile<Arch, P, NB>(ip + ox * ps, ps, a.in_row, a.in_cpad, a.kernel, a.cin, w, gs, bias,
+        conv_direct_tile<Arch, P, NB, CIN>(ip + ox * ps, ps, a.in_row, a.in_cpad, a.kernel, a.cin, w, gs, bias,
                                       op + ox * a.out_cpad, a.out_cpad, rp ? rp + ox * a.res_cpad : nullptr,
                                       a.res_cpad, a.relu);
     if (ox < a.out_w)
@@ -67,7 +67,8 @@ inline void conv_direct_row(const conv_args& a, int oy, int g) {
 template <class Arch, int NB>
 struct conv_direct_blocks {
     static void run(int nb, const conv_args& a, int oy, int g) {
-        if (nb == NB) conv_direct_row<Arch, NB>(a, oy, g);
+        if (nb == NB && a.cin == 3) conv_direct_row<Arch, NB, 3>(a, oy, g);
+        else if (nb == NB) conv_direct_row<Arch, NB, 0>(a, oy, g);
         else conv_direct_blocks<Arch, NB - 1>::run(nb, a, oy, g);
     }
 };

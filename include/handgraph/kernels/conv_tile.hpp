@@ -1,10 +1,11 @@
 // handgraph/kernels/conv_tile.hpp: the register-tile micro-kernel shared by the direct
 // convolution (conv.hpp) and the Winograd GEMMs (winograd.hpp).
 //
-// conv_direct_tile<Arch, P, NB>: P output pixels x NB blocks of 16 output channels held in
+// conv_direct_tile<Arch, P, NB, CIN>: P output pixels x NB blocks of 16 output channels held in
 // SIMD registers; loops over the k x k taps and the logical input channels, broadcasting one
 // input scalar per pixel and multiplying it with NB x 16 packed weights ([k][k][cin][16] per
 // block, blocks `gs` floats apart); the store adds bias (accumulator start), relu, residual.
+// CIN > 0: exactly CIN input channels (unrolled; used for the 3-channel image).
 // Each accumulator is one chain of FMAs in a fixed order, so a pixel's result never depends
 // on the tile it is computed in (nor on the thread count).
 // Depends on xsimd.
@@ -27,7 +28,7 @@ struct conv_tile_shape {
 };
 
 // One tile: P output pixels (input pixels `ps` floats apart) x NB output blocks.
-template <class Arch, int P, int NB>
+template <class Arch, int P, int NB, int CIN = 0>
 inline void conv_direct_tile(const float* ip, std::ptrdiff_t ps, std::ptrdiff_t irow, int icpad, int k,
                              int cin, const float* w, std::ptrdiff_t gs, const float* bias, float* op,
                              int ocpad, const float* rp, int rcpad, bool relu) {
@@ -47,24 +48,31 @@ inline void conv_direct_tile(const float* ip, std::ptrdiff_t ps, std::ptrdiff_t 
 #pragma GCC unroll 16
         for (int p = 0; p < P; ++p) acc[p][v] = b;
     }
+    // acc += x[p * ps + ci] * w[0..16 NB) for one input channel
+    auto step = [&](const float* x, int ci, const float* wc) {
+        B wv[V];
+#pragma GCC unroll 8
+        for (int v = 0; v < V; ++v) wv[v] = B::load_aligned(wc + (v / R) * gs + (v % R) * L);
+#pragma GCC unroll 16
+        for (int p = 0; p < P; ++p) {
+            B xb(x[p * ps + ci]);
+#pragma GCC unroll 8
+            for (int v = 0; v < V; ++v) acc[p][v] = xsimd::fma(xb, wv[v], acc[p][v]);
+        }
+    };
     for (int ky = 0; ky < k; ++ky)
         for (int kx = 0; kx < k; ++kx) {
             const float* x = ip + ky * irow + kx * icpad;
+            if (CIN > 0) {  // few input channels known at compile time (the RGB image)
+#pragma GCC unroll 4
+                for (int ci = 0; ci < CIN; ++ci, w += 16) step(x, ci, w);
+                continue;
+            }
             for (int cb = 0; cb < cin; cb += 16) {
 #pragma GCC unroll 16
-            for (int p = 0; p < P; ++p) __builtin_prefetch(x + p * ps + cb + 32);
-            const int ce = cb + 16 < cin ? cb + 16 : cin;
-            for (int ci = cb; ci < ce; ++ci, w += 16) {
-                B wv[V];
-#pragma GCC unroll 8
-                for (int v = 0; v < V; ++v) wv[v] = B::load_aligned(w + (v / R) * gs + (v % R) * L);
-#pragma GCC unroll 16
-                for (int p = 0; p < P; ++p) {
-                    B xb(x[p * ps + ci]);
-#pragma GCC unroll 8
-                    for (int v = 0; v < V; ++v) acc[p][v] = xsimd::fma(xb, wv[v], acc[p][v]);
-                }
-            }
+                for (int p = 0; p < P; ++p) __builtin_prefetch(x + p * ps + cb + 32);
+                const int ce = cb + 16 < cin ? cb + 16 : cin;
+                for (int ci = cb; ci < ce; ++ci, w += 16) step(x, ci, w);
             }
         }
     const B zero(0.0f);
