@@ -71,6 +71,7 @@ TEST_CASE("C++ pipeline equals the PyTorch reference") {
     HANDGRAPH_SKIP_IF(!fs::exists(td / "seed1" / "weights.safetensors"),
                       "no converted weights in " << td << " (the fixture needs the release's template mesh; see " << (td / "README") << ")");
     int compared = 0, ties = 0, joints = 0;
+    double worst64 = 0, worst32 = 0;
     for (int seed : {1, 2, 3}) {
         fs::path dir = td / ("seed" + std::to_string(seed));
         if (!fs::exists(dir / "weights.safetensors")) continue;
@@ -94,21 +95,37 @@ TEST_CASE("C++ pipeline equals the PyTorch reference") {
             opt.threads = 2;
             hand_estimate e = m.estimate(img.data(), &p, opt);
 
-            auto hm0 = ref.values<float>("heatmaps_0"), hm1 = ref.values<float>("heatmaps_1");
+            // Against the float64 evaluation of the same network (the exact answer up to
+            // ~1e-16): the bound, 1e-5 relative. Against PyTorch's own float32
+            // run, whose rounding differs from ours by about as much as each differs from
+            // float64 (both ~1e-5 after ~100 layers), the bound is 5e-5.
             const std::size_t hsz = 21 * 64 * 64;
-            CHECK(rel_error(e.heatmaps.data(), hm0.data(), hsz) <= 1e-5);
-            CHECK(rel_error(e.heatmaps.data() + hsz, hm1.data(), hsz) <= 1e-5);
-            CHECK(rel_error(e.enc0, ref.values<float>("enc_0")) <= 1e-5);
-            CHECK(rel_error(e.enc1, ref.values<float>("enc_1")) <= 1e-5);
-            CHECK(rel_error(e.features, ref.values<float>("features")) <= 1e-5);
-            CHECK(rel_error(e.mesh_raw, ref.values<float>("mesh_raw")) <= 1e-5);
-            CHECK(rel_error(e.mesh_xyz, ref.values<float>("mesh_xyz")) <= 1e-5);
-            CHECK(rel_error(e.depths, ref.values<float>("depths")) <= 1e-5);
+            auto check = [&](const char* name, const float* ours, std::size_t n) {
+                auto exact = ref.values<double>(std::string(name) + "_f64");
+                auto f32 = ref.values<float>(name);
+                REQUIRE(exact.size() == n);
+                std::vector<float> exact_f(exact.begin(), exact.end());
+                double e64 = rel_error(ours, exact_f.data(), n), e32 = rel_error(ours, f32.data(), n);
+                CAPTURE(name);
+                CHECK(e64 <= 1e-5);
+                CHECK(e32 <= 5e-5);
+                worst64 = std::max(worst64, e64);
+                worst32 = std::max(worst32, e32);
+            };
+            check("heatmaps_0", e.heatmaps.data(), hsz);
+            check("heatmaps_1", e.heatmaps.data() + hsz, hsz);
+            check("enc_0", e.enc0.data(), e.enc0.size());
+            check("enc_1", e.enc1.data(), e.enc1.size());
+            check("features", e.features.data(), e.features.size());
+            check("mesh_raw", e.mesh_raw.data(), e.mesh_raw.size());
+            check("mesh_xyz", e.mesh_xyz.data(), e.mesh_xyz.size());
+            check("depths", e.depths.data(), e.depths.size());
 
-            auto uv = ref.values<std::int32_t>("uv");
-            auto pose = ref.values<float>("pose_xyz");
+            auto uv = ref.values<std::int32_t>("uv_f64");
+            auto pose = ref.values<double>("pose_xyz_f64");
+            auto hm1 = ref.values<double>("heatmaps_1_f64");
             double pose_mag = 0;
-            for (float v : pose) pose_mag = std::max(pose_mag, double(std::fabs(v)));
+            for (double v : pose) pose_mag = std::max(pose_mag, std::fabs(v));
             for (int j = 0; j < 21; ++j) {
                 ++joints;
                 int u = e.uv[std::size_t(2 * j)], v = e.uv[std::size_t(2 * j + 1)];
@@ -119,10 +136,10 @@ TEST_CASE("C++ pipeline equals the PyTorch reference") {
                 }
                 // A disagreement is allowed only at a near-tie: both maxima have the same
                 // upsampled value up to float rounding.
-                const float* map = hm1.data() + std::size_t(j) * 64 * 64;
-                double ours = upsampled(map, u, v), theirs = upsampled(map, uv[std::size_t(2 * j)], uv[std::size_t(2 * j + 1)]);
+                std::vector<float> map(hm1.begin() + std::ptrdiff_t(j) * 4096, hm1.begin() + std::ptrdiff_t(j + 1) * 4096);
+                double ours = upsampled(map.data(), u, v), theirs = upsampled(map.data(), uv[std::size_t(2 * j)], uv[std::size_t(2 * j + 1)]);
                 double mag = 0;
-                for (int i = 0; i < 64 * 64; ++i) mag = std::max(mag, double(std::fabs(map[i])));
+                for (float x : map) mag = std::max(mag, double(std::fabs(x)));
                 CAPTURE(j);
                 CHECK(std::fabs(ours - theirs) <= 1e-5 * mag);
                 ++ties;
@@ -130,7 +147,8 @@ TEST_CASE("C++ pipeline equals the PyTorch reference") {
             ++compared;
         }
     }
-    MESSAGE("compared " << compared << " crops, " << joints << " joints; argmax near-ties: " << ties);
+    MESSAGE("compared " << compared << " crops, " << joints << " joints; argmax near-ties: " << ties << "; worst relative error vs float64 "
+                        << worst64 << ", vs PyTorch float32 " << worst32);
     CHECK(compared >= 6);
     CHECK(ties * 20 <= joints);  // at most 5% of joints may sit on a near-tie
 }

@@ -99,6 +99,8 @@ inline int upsampled_argmax(const feature_map& hm, int joint) {
 }
 
 // Normalised (u, v, depth) to camera space in cm; without params the normalised values.
+// Computed in double: the products and sums partly cancel (u * w + x - u0), and float
+// arithmetic here would add more error than the whole network carries.
 inline void uvd_to_xyz(float un, float vn, float d, const crop_params* params, float* xyz) {
     if (!params) {
         xyz[0] = un;
@@ -107,12 +109,12 @@ inline void uvd_to_xyz(float un, float vn, float d, const crop_params* params, f
         return;
     }
     const crop_params& p = *params;
-    const float u = un * p.bbox[2] + p.bbox[0];
-    const float v = vn * p.bbox[3] + p.bbox[1];
-    const float z = d * p.scale_cm + p.root_cm[2];
-    xyz[0] = (u - p.cam[2]) / p.cam[0] * z;
-    xyz[1] = (v - p.cam[3]) / p.cam[1] * z;
-    xyz[2] = z;
+    const double u = double(un) * p.bbox[2] + p.bbox[0];
+    const double v = double(vn) * p.bbox[3] + p.bbox[1];
+    const double z = double(d) * p.scale_cm + p.root_cm[2];
+    xyz[0] = float((u - p.cam[2]) / p.cam[0] * z);
+    xyz[1] = float((v - p.cam[3]) / p.cam[1] * z);
+    xyz[2] = float(z);
 }
 
 }  // namespace detail

@@ -256,9 +256,11 @@ def build(tmp, inputs):
             convert(os.path.join(d, "legacy"), template, os.path.join(d, "weights.safetensors"))
             convert(os.path.join(d, "zip"), template, os.path.join(d, "weights_zip.safetensors"))
         if inputs.graph is not None:
+            nets64 = pipeline.as_double(nets)
             for stem in images_for_seed(inputs, seed):
                 crop, params, source = crops[stem]
                 ref = pipeline.run(nets, inputs.graph, crop, **params)
+                ref.update(pipeline.run_f64(nets64, inputs.graph, crop, **params))
                 st_numpy.save(os.path.join(d, "ref_%s.safetensors" % stem), ref,
                               {"seed": seed, "image": "images/%s.png" % stem, "source": source,
                                "template": SYNTHETIC_TEMPLATE if inputs.synthetic_template else TEMPLATE_NAME})

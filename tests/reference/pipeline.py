@@ -67,6 +67,59 @@ def perm_reverse(perm, num_vertices):
     return rev
 
 
+def as_double(nets):
+    """A float64 copy of the three networks (Laplacians included): the same arithmetic
+    with rounding errors ~1e-16, against which a float32 implementation is measured."""
+    import copy
+    out = []
+    for net in nets:
+        n = copy.deepcopy(net).double()
+        for m in n.modules():
+            if hasattr(m, "laplacians"):
+                m.laplacians = [l.double() for l in m.laplacians]
+        out.append(n)
+    return tuple(out)
+
+
+@torch.no_grad()
+def run_f64(nets64, graph, crop_bgr, cam, bbox, root, scale):
+    """The network part in float64 (nets from as_double): heatmaps_0/1, enc_0/1, features,
+    mesh_raw, depths, mesh_xyz as float64 arrays, and uv (int32) and pose_xyz of the
+    float64 heat-maps. Keys carry the suffix _f64."""
+    net_hm, net_feat_mesh, net_mesh_pose = nets64
+    x = network_input(crop_bgr).double()
+    heatmaps, encodings = net_hm(x)
+    features, mesh = net_feat_mesh(heatmaps[-1], encodings)
+    mask = torch.as_tensor(np.asarray(graph["mask"]), dtype=torch.float64).reshape(1, -1, 1)
+    mesh_masked = mesh * mask
+    depths = net_mesh_pose(mesh_masked)
+    hm = heatmaps[-1][0]
+    up = F.interpolate(hm.unsqueeze(0), size=(CROP, CROP), mode="bilinear", align_corners=False)[0]
+    idx = np.argmax(up.reshape(len(hm), -1).numpy(), axis=1)
+    uv = np.stack([idx % CROP, idx // CROP], axis=1).astype(np.int32)
+    cam64, bbox64, root64 = (np.asarray(a, dtype=np.float64).reshape(-1) for a in (cam, bbox, root))
+    scale64 = float(np.asarray(scale, dtype=np.float64).reshape(-1)[0])
+
+    def xyz(uvd):
+        uvd = np.asarray(uvd, dtype=np.float64)
+        u = uvd[:, 0] * bbox64[2] + bbox64[0]
+        v = uvd[:, 1] * bbox64[3] + bbox64[1]
+        z = uvd[:, 2] * scale64 + root64[2]
+        return np.stack([(u - cam64[2]) / cam64[0] * z, (v - cam64[3]) / cam64[1] * z, z], axis=1)
+
+    uvd = np.concatenate([uv[1:] / float(CROP), depths[0].numpy().reshape(-1, 1)], axis=1)
+    pose = np.concatenate([root64.reshape(1, 3), xyz(uvd)], axis=0)
+    rev = perm_reverse(graph["perm"], int(graph["num_vertices"]))
+    mesh_xyz = xyz(mesh_masked[0].numpy())[rev]
+    f64 = lambda t: np.ascontiguousarray(t.detach().numpy() if isinstance(t, torch.Tensor) else t, dtype=np.float64)
+    return {
+        "heatmaps_0_f64": f64(heatmaps[0][0]), "heatmaps_1_f64": f64(heatmaps[1][0]),
+        "enc_0_f64": f64(encodings[0][0]), "enc_1_f64": f64(encodings[1][0]),
+        "features_f64": f64(features[0]), "mesh_raw_f64": f64(mesh[0]), "depths_f64": f64(depths[0]),
+        "uv_f64": uv, "pose_xyz_f64": f64(pose), "mesh_xyz_f64": f64(mesh_xyz),
+    }
+
+
 @torch.no_grad()
 def run(nets, graph, crop_bgr, cam, bbox, root, scale):
     """All outputs and intermediates as numpy arrays (float32 unless noted):
