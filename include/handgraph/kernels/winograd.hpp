@@ -51,7 +51,7 @@ struct winograd_args {
     bool relu;
     int threads;
     int chunk;                       // tiles per chunk (<= winograd_max_chunk)
-    float* scratch;                  // per thread: V [36][chunk][in_cpad], then M [36][chunk][32]
+    float* scratch;                  // per thread: V [36][chunk][in_cpad], M [36][chunk][32], T [36][in_cpad]
     std::size_t scratch_per_thread;  // floats
 };
 
@@ -83,42 +83,42 @@ inline void winograd_at(const B* m, B* o) {
     o[3] = xsimd::fma(eight, d34, d12) + m[5];
 }
 
-// Input transform of tile (ty, tx), channels [c, c + L), into V[xi * vstride].
+// Input transform of tile (ty, tx), all channels, into V[xi * vstride + c]: first B^T down
+// each of the 6 input columns (reading the 6 rows front to back, prefetch-friendly) into
+// tbuf [36][cpad] (L1), then B along each row of tbuf.
 template <class Arch>
-inline void winograd_input_tile(const winograd_args& a, int ty, int tx, int c, float* v, std::ptrdiff_t vstride) {
+inline void winograd_input_tile(const winograd_args& a, int ty, int tx, float* v, std::ptrdiff_t vstride,
+                                float* tbuf) {
     using B = xsimd::batch<float, Arch>;
-    B d[6][6];
+    constexpr int L = int(B::size);
+    const int cpad = a.in_cpad;
     const int y0 = 4 * ty - 1, x0 = 4 * tx - 1;
-    const float* base = a.in + y0 * a.in_row + std::ptrdiff_t(x0) * a.in_cpad + c;
-    if (y0 + 6 <= a.height + 1 && x0 + 6 <= a.width + 1) {  // inside the zero border of 1
-#pragma GCC unroll 6
-        for (int i = 0; i < 6; ++i)
-#pragma GCC unroll 6
-            for (int j = 0; j < 6; ++j) d[i][j] = B::load_aligned(base + i * a.in_row + j * a.in_cpad);
-    } else {
-        for (int i = 0; i < 6; ++i)
-            for (int j = 0; j < 6; ++j) {
-                const int y = y0 + i, x = x0 + j;
-                d[i][j] = y >= 0 && x >= 0 && y < a.height && x < a.width
-                              ? B::load_aligned(base + i * a.in_row + j * a.in_cpad)
-                              : B(0.0f);
-            }
-    }
-    B t[6][6], col[6], r[6];
-#pragma GCC unroll 6
+    const float* base = a.in + y0 * a.in_row + std::ptrdiff_t(x0) * cpad;
+    const bool inside = y0 + 6 <= a.height + 1 && x0 + 6 <= a.width + 1;  // within the zero border of 1
+    bool row_ok[6];
+    for (int i = 0; i < 6; ++i) row_ok[i] = inside || (y0 + i >= 0 && y0 + i < a.height);
     for (int j = 0; j < 6; ++j) {
+        const bool col_ok = inside || (x0 + j >= 0 && x0 + j < a.width);
+        const float* col = base + std::ptrdiff_t(j) * cpad;
+        for (int c = 0; c < cpad; c += L) {
+            B d[6], r[6];
 #pragma GCC unroll 6
-        for (int i = 0; i < 6; ++i) col[i] = d[i][j];
-        winograd_bt(col, r);
+            for (int i = 0; i < 6; ++i)
+                d[i] = col_ok && row_ok[i] ? B::load_aligned(col + i * a.in_row + c) : B(0.0f);
+            winograd_bt(d, r);
 #pragma GCC unroll 6
-        for (int i = 0; i < 6; ++i) t[i][j] = r[i];
+            for (int i = 0; i < 6; ++i) r[i].store_aligned(tbuf + (i * 6 + j) * cpad + c);
+        }
     }
+    for (int i = 0; i < 6; ++i)
+        for (int c = 0; c < cpad; c += L) {
+            B d[6], r[6];
 #pragma GCC unroll 6
-    for (int i = 0; i < 6; ++i) {
-        winograd_bt(t[i], r);
+            for (int j = 0; j < 6; ++j) d[j] = B::load_aligned(tbuf + (i * 6 + j) * cpad + c);
+            winograd_bt(d, r);
 #pragma GCC unroll 6
-        for (int j = 0; j < 6; ++j) r[j].store_aligned(v + (i * 6 + j) * vstride);
-    }
+            for (int j = 0; j < 6; ++j) r[j].store_aligned(v + (i * 6 + j) * vstride + c);
+        }
 }
 
 // Output transform of one tile, channels [c, c + L) of the group: m[xi * mstride].
@@ -190,12 +190,12 @@ HANDGRAPH_OMP_FOR(a.threads, a.threads > 1)
 #endif
         float* V = a.scratch + std::size_t(tid) * a.scratch_per_thread;
         float* M = V + std::size_t(36) * a.chunk * cpad;
+        float* T = M + std::size_t(36) * a.chunk * winograd_group;
         const int t0 = ch * a.chunk, nt = tiles - t0 < a.chunk ? tiles - t0 : a.chunk;
         // V[xi][t][c]
         for (int t = 0; t < nt; ++t) {
             const int ty = (t0 + t) / tiles_x, tx = (t0 + t) % tiles_x;
-            for (int c = 0; c < cpad; c += L)
-                winograd_input_tile<Arch>(a, ty, tx, c, V + std::ptrdiff_t(t) * cpad + c, std::ptrdiff_t(a.chunk) * cpad);
+            winograd_input_tile<Arch>(a, ty, tx, V + std::ptrdiff_t(t) * cpad, std::ptrdiff_t(a.chunk) * cpad, T);
         }
         for (int g = g_begin; g < g_end && g < a.cout16; g += NB) {
             const int nb = a.cout16 - g < NB ? a.cout16 - g : NB;
@@ -296,7 +296,8 @@ public:
         const int tiles = ((out.height + 3) / 4) * ((out.width + 3) / 4);
         // Chunk size depends on the map only, so results do not depend on the thread count.
         a.chunk = tiles >= 16 * detail::winograd_max_chunk ? detail::winograd_max_chunk : detail::winograd_max_chunk / 2;
-        a.scratch_per_thread = std::size_t(36) * a.chunk * (std::size_t(in.cpad) + detail::winograd_group);
+        a.scratch_per_thread = std::size_t(36) * a.chunk * (std::size_t(in.cpad) + detail::winograd_group) +
+                               std::size_t(36) * in.cpad;
         a.scratch_per_thread = (a.scratch_per_thread + 15) / 16 * 16;
         a.scratch = scratch(a.scratch_per_thread * std::size_t(a.threads));
         detail::dispatch_call(detail::winograd_fn{}, a, ex);
