@@ -148,10 +148,10 @@ class FixtureConsistency(unittest.TestCase):
         d = testdata()
         for seed in (1, 2, 3):
             sd, _ = st_numpy.load(os.path.join(d, "seed%d" % seed, "state_dict.safetensors"))
-            loaded = torch.load(os.path.join(d, "seed%d" % seed, "zip", "net_mesh_pose.pth"))
+            loaded = torch.load(os.path.join(d, "seed%d" % seed, "legacy", "net_mesh_pose.pth"))
             for k, v in loaded.items():
                 if not k.endswith("num_batches_tracked"):
-                    self.assertEqual(sd["net_mesh_pose." + k].tobytes(), v.numpy().tobytes())
+                    self.assertEqual(sd["net_mesh_pose." + k[len("module."):]].tobytes(), v.numpy().tobytes())
             for name in ("weights.safetensors", "weights_zip.safetensors"):
                 path = os.path.join(d, "seed%d" % seed, name)
                 if not os.path.isfile(path):
@@ -183,6 +183,7 @@ class FixtureConsistency(unittest.TestCase):
             net.load_state_dict({k[len("module."):]: v for k, v in sd.items()})
         crop = cv2.imread(os.path.join(d, meta["image"]), cv2.IMREAD_COLOR)
         out = pipeline.run(nets, graph, crop, ref["cam"], ref["bbox"], ref["root"], ref["scale"])
+        out.update(pipeline.run_f64(pipeline.as_double(nets), graph, crop, ref["cam"], ref["bbox"], ref["root"], ref["scale"]))
         self.assertEqual(sorted(out), sorted(ref))
         for k in ref:
             self.assertEqual(out[k].shape, ref[k].shape, k)

