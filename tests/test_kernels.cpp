@@ -42,13 +42,15 @@ bool border_and_padding_zero(const feature_map& m) {
     return true;
 }
 
-// max |a - b| / max |b| over the interior's logical channels.
+// max |a - b| / max |b| over the interior's logical channels (infinite if any is NaN).
 double relative_error(const feature_map& a, const feature_map& b) {
     double err = 0, mag = 0;
     for (int y = 0; y < b.height; ++y)
         for (int x = 0; x < b.width; ++x)
             for (int c = 0; c < b.channels; ++c) {
-                err = std::max(err, double(std::fabs(a.at(c, y, x) - b.at(c, y, x))));
+                const double d = std::fabs(double(a.at(c, y, x)) - double(b.at(c, y, x)));
+                if (std::isnan(d)) return INFINITY;  // also: a value the kernel never wrote
+                err = std::max(err, d);
                 mag = std::max(mag, double(std::fabs(b.at(c, y, x))));
             }
     return mag > 0 ? err / mag : err;
@@ -206,6 +208,64 @@ TEST_CASE("conv2d: Winograd F(4x4,3x3) matches the reference") {
     conv2d strided = conv2d::prepare(w.data(), nullptr, 16, 16, 3, 2, 1);
     feature_map in(8, 8, 16, 1), out(4, 4, 16, 0);
     CHECK_THROWS_AS(strided.run_winograd(in, out, false, nullptr, exec{}), handgraph::error);
+}
+
+// reset_output leaves the interior unspecified: every kernel must write all of it, padding
+// channels included (as zeros). Outputs start full of NaN here.
+TEST_CASE("kernels write every interior value of their output (reset_output is enough)") {
+    std::mt19937 rng(77);
+    auto garbage = [](feature_map& m, int h, int w, int c, int b) {
+        m.reset(h, w, c, b);
+        for (std::size_t i = 0; i < m.buf.size(); ++i) m.buf[i] = std::nanf("");
+        m.reset_output(h, w, c, b);  // same size: keeps the NaN interior, zeroes the border
+    };
+    for (const std::string& arch : available_arch_names()) {
+        CAPTURE(arch);
+        const exec ex{2, arch.c_str()};
+        feature_map in(13, 11, 21, 1), out, ref(13, 11, 37, 0);
+        fill_random(in, rng);
+        for (int k : {1, 3}) {
+            std::vector<float> w = random_vector(std::size_t(37) * 21 * k * k, rng, -0.2f, 0.2f), b = random_vector(37, rng);
+            conv2d conv = conv2d::prepare(w.data(), b.data(), 37, 21, k, 1, k / 2);
+            conv2d_reference(w.data(), b.data(), 37, 21, k, 1, k / 2, nullptr, nullptr, in, ref, true, nullptr);
+            garbage(out, 13, 11, 37, 2);
+            CHECK(border_and_padding_zero(out) == false);
+            conv.run_direct(in, out, true, nullptr, ex);
+            CHECK(relative_error(out, ref) <= 1e-5);
+            CHECK(border_and_padding_zero(out));
+            if (k == 3) {
+                garbage(out, 13, 11, 37, 1);
+                conv.run_winograd(in, out, true, nullptr, ex);
+                CHECK(relative_error(out, ref) <= 1e-5);
+                CHECK(border_and_padding_zero(out));
+            }
+        }
+        std::vector<float> sc = random_vector(21, rng), sh = random_vector(21, rng);
+        feature_map eref(13, 11, 21, 0);
+        scale_shift_relu_reference(in, sc.data(), sh.data(), eref);
+        garbage(out, 13, 11, 21, 1);
+        scale_shift_relu(in, sc.data(), sh.data(), out, ex);
+        CHECK(relative_error(out, eref) <= 1e-6);
+        CHECK(border_and_padding_zero(out));
+        add_reference(in, in, eref);
+        garbage(out, 13, 11, 21, 1);
+        add(in, in, out, ex);
+        CHECK(relative_error(out, eref) == 0);
+        CHECK(border_and_padding_zero(out));
+        feature_map pref(6, 5, 21, 0);
+        maxpool2x2_reference(in, pref);
+        garbage(out, 6, 5, 21, 1);
+        maxpool2x2(in, out, ex);
+        CHECK(relative_error(out, pref) == 0);
+        CHECK(border_and_padding_zero(out));
+        feature_map up(12, 10, 21, 0), uref(12, 10, 21, 0);
+        fill_random(up, rng);
+        upsample2x_add_reference(pref, up, uref);
+        garbage(out, 12, 10, 21, 2);
+        upsample2x_add(pref, up, out, ex);
+        CHECK(relative_error(out, uref) == 0);
+        CHECK(border_and_padding_zero(out));
+    }
 }
 
 TEST_CASE("conv2d: one pixel wide and one channel") {

@@ -96,6 +96,20 @@ public:
         size_ = n;
         bytes_ = bytes;
     }
+    // Like resize, but the contents are unspecified (no zero fill): for buffers written in
+    // full before they are read.
+    void resize_uninitialized(std::size_t n) {
+        if (n == size_) return;
+        release();
+        if (n == 0) return;
+        std::size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+        void* p = detail::block_cache::local().take(bytes);
+        if (!p) p = std::aligned_alloc(64, bytes);
+        if (!p) throw std::bad_alloc();
+        data_ = static_cast<float*>(p);
+        size_ = n;
+        bytes_ = bytes;
+    }
     void zero() { if (size_) std::memset(data_, 0, size_ * sizeof(float)); }
     float* data() { return data_; }
     const float* data() const { return data_; }
@@ -128,6 +142,28 @@ struct feature_map {
         height = h; width = w; channels = c; cpad = round_up(c, channel_block); border = b;
         std::size_t n = std::size_t(h + 2 * b) * std::size_t(w + 2 * b) * std::size_t(cpad);
         if (buf.size() != n) buf.resize(n); else buf.zero();
+    }
+    // (Re)shape as the output of a kernel: only the border is zeroed, the interior is left
+    // unspecified. Every handgraph::kernels function writes all interior values of its output
+    // (padding channels included, as zeros), so this skips reset()'s full zero fill.
+    void reset_output(int h, int w, int c, int b = 0) {
+        height = h; width = w; channels = c; cpad = round_up(c, channel_block); border = b;
+        std::size_t n = std::size_t(h + 2 * b) * std::size_t(w + 2 * b) * std::size_t(cpad);
+        buf.resize_uninitialized(n);
+        zero_border();
+    }
+    // Sets the border pixels (all channels) to zero.
+    void zero_border() {
+        if (border == 0 || buf.size() == 0) return;
+        const std::size_t rs = row_stride(), side = std::size_t(border) * cpad * sizeof(float);
+        float* d = buf.data();
+        std::memset(d, 0, std::size_t(border) * rs * sizeof(float));
+        std::memset(d + std::size_t(border + height) * rs, 0, std::size_t(border) * rs * sizeof(float));
+        for (int y = 0; y < height; ++y) {
+            float* r = d + std::size_t(y + border) * rs;
+            std::memset(r, 0, side);
+            std::memset(r + std::size_t(border + width) * cpad, 0, side);
+        }
     }
     std::size_t row_stride() const { return std::size_t(width + 2 * border) * cpad; }  // floats
     // Pointer to pixel (y, x); y, x may range over [-border, size + border).
