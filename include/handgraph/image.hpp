@@ -131,6 +131,48 @@ inline linear_taps make_linear_taps(int src, int dst, bool clamp_weights) {
     return t;
 }
 
+// stb_image 2.27 (Debian 12) trusts a JPEG Huffman table's 16 code-length counts: a
+// table of more than 256 codes writes past the decoder's arrays (fixed in stb 2.28; found
+// by tests/fuzz/fuzz_image). Walk the markers as stb does and refuse such a table before
+// stb sees the data.
+// Returns an empty string when the tables are fine (or the data is not a JPEG).
+inline std::string jpeg_table_problem(const unsigned char* p, std::size_t n) {
+    std::size_t i = 0;  // stb takes any run of 0xFF before the SOI marker
+    while (i < n && p[i] == 0xFF) ++i;
+    if (i == 0 || i >= n || p[i] != 0xD8) return {};
+    ++i;
+    while (i + 1 < n) {
+        if (p[i] != 0xFF) {  // entropy-coded data (or garbage stb skips)
+            ++i;
+            continue;
+        }
+        const unsigned m = p[i + 1];
+        if (m == 0xFF) {  // fill byte
+            ++i;
+            continue;
+        }
+        if (m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD9)) {  // stuffed 0xFF, TEM, RSTn, SOI, EOI: no length
+            i += 2;
+            continue;
+        }
+        if (i + 4 > n) break;
+        const std::size_t len = (std::size_t(p[i + 2]) << 8) | p[i + 3];
+        if (m == 0xC4) {  // DHT: tables are read while the segment has bytes left, as stb reads them
+            std::size_t pos = i + 4;
+            long left = long(len) - 2;
+            while (left > 0 && pos < n) {
+                std::size_t codes = 0;  // stb reads 0 past the end of the data
+                for (std::size_t k = 1; k <= 16 && pos + k < n; ++k) codes += p[pos + k];
+                if (codes > 256) return "JPEG Huffman table with " + std::to_string(codes) + " codes (at most 256)";
+                pos += 17 + codes;
+                left -= long(17 + codes);
+            }
+        }
+        i += 2 + len;
+    }
+    return {};
+}
+
 }  // namespace detail
 
 // Decodes an image held in memory into BGR; `origin` names it in messages.
@@ -140,6 +182,8 @@ inline image decode_image(const void* data, std::size_t size, const std::string&
     if (size > std::size_t(std::numeric_limits<int>::max())) throw error(where + ": larger than 2 GiB");
     const auto* bytes = static_cast<const stbi_uc*>(data);
     int len = int(size), w = 0, h = 0, comp = 0;
+    // Before stbi_info: its header pass already builds the Huffman tables.
+    if (std::string bad = detail::jpeg_table_problem(bytes, size); !bad.empty()) throw error(where + ": damaged JPEG (" + bad + ")");
     if (!stbi_info_from_memory(bytes, len, &w, &h, &comp))
         throw error(where + ": not an image stb_image can read (" + detail::stb_reason() + ")");
     if (w <= 0 || h <= 0) throw error(where + ": invalid size " + std::to_string(w) + "x" + std::to_string(h));
