@@ -135,6 +135,12 @@ public:
         const tensor_info& fi = w.info("template.faces");
         if (vi.shape.size() != 2 || vi.shape[1] != 3) throw error(w.path() + ": tensor \"template.vertices\" must have shape (N, 3)");
         if (fi.shape.size() != 2 || fi.shape[1] != 3) throw error(w.path() + ": tensor \"template.faces\" must have shape (M, 3)");
+        // The graph has mesh_nodes nodes at level 0, so the hand (the template less its arm)
+        // has at most that many vertices; refuse a bigger template before building a graph
+        // of it (a hostile file would otherwise cost minutes and gigabytes of Lanczos).
+        if (vi.shape[0] > std::int64_t(mesh_nodes) + (arm_end - arm_begin))
+            throw error(w.path() + ": tensor \"template.vertices\" has " + std::to_string(vi.shape[0]) + " vertices; the network's graph has " +
+                        std::to_string(mesh_nodes) + " nodes, so the template can have at most " + std::to_string(mesh_nodes + (arm_end - arm_begin)));
         graph_ = build_hand_graph(make_template_mesh(w.f32("template.vertices", vi.shape), w.i32("template.faces", fi.shape),
                                                      w.path() + ": template mesh"));
         if (graph_.laplacians.size() != 5 || graph_.num_nodes(0) != mesh_nodes || graph_.num_nodes(4) != 80)
