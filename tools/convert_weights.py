@@ -351,7 +351,7 @@ def _read_legacy(raw):
 def _read_zip(path, raw):
     try:
         zf = zipfile.ZipFile(io.BytesIO(raw))
-    except zipfile.BadZipFile as e:
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError) as e:  # ValueError: e.g. a damaged UTF-8 name
         raise ConvertError("corrupt or truncated zip archive (%s)" % e)
     with zf:
         names = [n for n in zf.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
