@@ -6,16 +6,18 @@
 // Without --weights and --image it runs on the embedded default (a generated crop and a
 // deterministic random-weight model of the real shapes) and says so.
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <cstdint>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <sstream>
 #include <string>
 #include <vector>
 
-#include <stb_image.h>
-
 #include "handgraph/demo.hpp"
+#include "handgraph/image.hpp"
 #include "handgraph/io.hpp"
 #include "handgraph/json.hpp"
 #include "handgraph/kernels/dispatch.hpp"
@@ -63,22 +65,33 @@ std::array<float, N> parse_floats(const std::string& flag, const std::string& te
     return out;
 }
 
+// The crop as BGR bytes, loaded as cv2.imread(IMREAD_COLOR) does (image.hpp: grey is
+// replicated, alpha dropped, 16-bit samples keep their high byte; the pixel budget is
+// checked before decoding). The network takes exactly 256x256: anything else is refused.
 std::vector<unsigned char> load_crop(const std::string& path) {
-    int w = 0, h = 0, c = 0;
-    if (!stbi_info(path.c_str(), &w, &h, &c))
-        throw handgraph::error(path + ": cannot read image (" + std::string(stbi_failure_reason() ? stbi_failure_reason() : "unknown format") + ")");
-    if (w != handgraph::input_size || h != handgraph::input_size)
-        throw handgraph::error(path + ": image is " + std::to_string(w) + "x" + std::to_string(h) + ", the network needs a 256x256 crop");
-    unsigned char* rgb = stbi_load(path.c_str(), &w, &h, &c, 3);
-    if (!rgb) throw handgraph::error(path + ": cannot decode image (" + std::string(stbi_failure_reason()) + ")");
-    std::vector<unsigned char> bgr(std::size_t(w) * h * 3);
-    for (std::size_t i = 0; i < bgr.size(); i += 3) {
-        bgr[i] = rgb[i + 2];
-        bgr[i + 1] = rgb[i + 1];
-        bgr[i + 2] = rgb[i];
-    }
-    stbi_image_free(rgb);
-    return bgr;
+    handgraph::image img = handgraph::load_image(path);
+    if (img.width != handgraph::input_size || img.height != handgraph::input_size)
+        throw handgraph::error("image '" + path + "' is " + std::to_string(img.width) + "x" + std::to_string(img.height) +
+                               ", the network needs a 256x256 crop (crop and resize the hand first)");
+    return std::move(img.pixels);
+}
+
+// Refuse an output path that cannot be written before any work is done, so that a run
+// never stops between its outputs (one written, the other not): the folder must exist and
+// take a new file (probed by creating and removing one, which also holds for root).
+void check_writable(const std::string& flag, const std::string& path) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (fs::is_directory(path, ec)) throw handgraph::error(flag + " " + path + ": is a folder, give a file name");
+    fs::path dir = fs::path(path).parent_path();
+    if (dir.empty()) dir = ".";
+    if (!fs::is_directory(dir, ec))
+        throw handgraph::error(flag + " " + path + ": '" + dir.string() + "' " + (fs::exists(dir, ec) ? "is not a folder" : "does not exist"));
+    fs::path probe = dir / (".hand_demo_probe_" + std::to_string(std::uintptr_t(&path)) + std::to_string(std::rand()));
+    std::FILE* f = std::fopen(probe.string().c_str(), "wb");
+    if (!f) throw handgraph::error(flag + " " + path + ": cannot write in folder '" + dir.string() + "'");
+    std::fclose(f);
+    fs::remove(probe, ec);
 }
 
 int run(int argc, char** argv) {
@@ -123,6 +136,9 @@ int run(int argc, char** argv) {
         if (params.cam[0] == 0 || params.cam[1] == 0) throw handgraph::error("--cam: focal lengths must not be zero");
     }
 
+    if (!json_out.empty()) check_writable("--json", json_out);
+    if (!obj_out.empty()) check_writable("--obj", obj_out);
+
     using clock = std::chrono::steady_clock;
     auto t0 = clock::now();
     std::string model_desc, template_desc;
@@ -147,6 +163,14 @@ int run(int argc, char** argv) {
     auto t1 = clock::now();
     handgraph::hand_estimate e = model.estimate(crop.data(), metric ? &params : nullptr, opt, &st);
     double run_ms = std::chrono::duration<double, std::milli>(clock::now() - t1).count();
+    // Weights that are finite but damaged (or hostile) can still overflow inside the
+    // network: refuse to write NaN/Inf as results.
+    for (const auto* v : {&e.pose_xyz, &e.mesh_xyz})
+        for (float x : *v)
+            if (!std::isfinite(x))
+                throw handgraph::error("the network's outputs are not finite (NaN or Inf in the 3D joints or mesh): " +
+                                       std::string(weights.empty() ? "random weights" : "are the weights in " + weights + " damaged?") +
+                                       " Nothing written.");
 
     std::cerr << "model:   " << model_desc << (weights.empty() ? "  [DEMO: not the released weights; outputs are meaningless]" : "") << "\n"
               << "image:   " << (image.empty() ? "generated demo crop" : image) << "\n"
