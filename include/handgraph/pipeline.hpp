@@ -63,32 +63,59 @@ struct stage_times {
 namespace detail {
 
 // Bilinear resize of a 64x64 map to 256x256 as PyTorch's interpolate(align_corners=False),
-// then the flat index of the first maximum.
+// then the flat index of the first maximum (row-major). An interpolated value never
+// exceeds the largest of its four source values (up to rounding), so output rows whose
+// two source rows stay below a value already reached cannot hold the maximum and are
+// skipped; the rows that remain are evaluated in full, in order, as before.
 inline int upsampled_argmax(const feature_map& hm, int joint) {
     constexpr int in = heatmap_size, out = input_size;
-    const float scale = float(in) / float(out);
-    static thread_local std::vector<float> row0(out), row1(out);
+    struct taps {
+        std::array<int, out> i0{}, i1{};
+        std::array<float, out> l0{}, l1{};
+        taps() {
+            const float scale = float(in) / float(out);
+            for (int d = 0; d < out; ++d) {
+                float s = std::max(scale * (float(d) + 0.5f) - 0.5f, 0.0f);
+                int i = int(s);
+                float w1 = s - float(i);
+                i0[std::size_t(d)] = i;
+                i1[std::size_t(d)] = i + (i < in - 1 ? 1 : 0);
+                l1[std::size_t(d)] = w1;
+                l0[std::size_t(d)] = 1.0f - w1;
+            }
+        }
+    };
+    static const taps t;
+    std::array<float, in * in> m;
+    std::array<float, in> row_max;
+    int sy = 0, sx = 0;
+    for (int y = 0; y < in; ++y) {
+        float rm = -std::numeric_limits<float>::infinity();
+        for (int x = 0; x < in; ++x) {
+            float v = hm.at(joint, y, x);
+            m[std::size_t(y * in + x)] = v;
+            rm = std::max(rm, v);
+            if (v > m[std::size_t(sy * in + sx)]) { sy = y; sx = x; }
+        }
+        row_max[std::size_t(y)] = rm;
+    }
+    auto value = [&](int v, int u) {
+        const int y0 = t.i0[std::size_t(v)], y1 = t.i1[std::size_t(v)], a = t.i0[std::size_t(u)], b = t.i1[std::size_t(u)];
+        const float* r0 = &m[std::size_t(y0 * in)];
+        const float* r1 = &m[std::size_t(y1 * in)];
+        return t.l0[std::size_t(v)] * (t.l0[std::size_t(u)] * r0[a] + t.l1[std::size_t(u)] * r0[b]) +
+               t.l1[std::size_t(v)] * (t.l0[std::size_t(u)] * r1[a] + t.l1[std::size_t(u)] * r1[b]);
+    };
+    // A value the maximum reaches: the output pixel nearest the source maximum.
+    const float reached = value(std::min(out - 1, 4 * sy + 2), std::min(out - 1, 4 * sx + 2));
     int best = 0;
     float best_v = -std::numeric_limits<float>::infinity();
-    std::array<int, out> x0, x1;
-    std::array<float, out> lx0, lx1;
-    for (int d = 0; d < out; ++d) {
-        float s = std::max(scale * (float(d) + 0.5f) - 0.5f, 0.0f);
-        int i = int(s);
-        int ip = i < in - 1 ? 1 : 0;
-        float l1 = s - float(i);
-        x0[std::size_t(d)] = i;
-        x1[std::size_t(d)] = i + ip;
-        lx1[std::size_t(d)] = l1;
-        lx0[std::size_t(d)] = 1.0f - l1;
-    }
     for (int v = 0; v < out; ++v) {
-        const int y0 = x0[std::size_t(v)], y1 = x1[std::size_t(v)];
-        const float ly0 = lx0[std::size_t(v)], ly1 = lx1[std::size_t(v)];
+        float bound = std::max(row_max[std::size_t(t.i0[std::size_t(v)])], row_max[std::size_t(t.i1[std::size_t(v)])]);
+        bound += std::fabs(bound) * 1e-5f + 1e-30f;  // rounding of the interpolation
+        if (bound < reached) continue;
         for (int u = 0; u < out; ++u) {
-            const int a = x0[std::size_t(u)], b = x1[std::size_t(u)];
-            float val = ly0 * (lx0[std::size_t(u)] * hm.at(joint, y0, a) + lx1[std::size_t(u)] * hm.at(joint, y0, b)) +
-                        ly1 * (lx0[std::size_t(u)] * hm.at(joint, y1, a) + lx1[std::size_t(u)] * hm.at(joint, y1, b));
+            float val = value(v, u);
             if (val > best_v) {
                 best_v = val;
                 best = v * out + u;
