@@ -42,7 +42,8 @@ const char* usage =
     "              (default: DATA/../STB_eval_bboxes.mat)\n"
     "  --weights   weight file made by tools/convert_weights.py\n"
     "  --out       output folder (created if missing); receives pose_estimations.mat\n"
-    "              (image_ids, image_paths, gt_pose_xyz, est_pose_xyz: N x 21 x 3, cm),\n"
+    "              (image_ids, image_paths, gt_pose_xyz, est_pose_xyz: N x 21 x 3, cm;\n"
+    "              est_uv: N x 21 x 2, crop pixels),\n"
     "              summary.json, per_frame.csv, pck.png and, with --vis, vis/<frame>.png\n"
     "              (2D skeleton | shaded mesh over the crop) and vis/<frame>.obj\n"
     "  --limit     evaluate the first N frames only (default: all)\n"
@@ -201,6 +202,8 @@ int run(int argc, char** argv) {
     opt.checkpoint = out_dir / "progress.partial.bin";
     opt.resume = resume;
     opt.fingerprint = handgraph::evaluation_fingerprint(*ds, opt.limit, opt.vis, weights);
+    if (resume && !fs::exists(opt.checkpoint, ec))
+        std::cerr << "hand_eval: --resume: no checkpoint in " << out_dir.string() << ", starting from the first frame\n";
     progress_display show(tty);
     opt.progress = [&](std::size_t done, std::size_t total) { show(done, total); };
     std::cerr << "hand_eval: " << ds->name() << ", " << n << " of " << ds->size() << " frames, weights " << weights << ", kernels "

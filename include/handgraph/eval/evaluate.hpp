@@ -13,8 +13,8 @@
 //   chunk, and `resume` continues from it: a run killed at any point and resumed gives
 //   the same estimates as one that was never interrupted.
 // - Outputs (write_evaluation_outputs): pose_estimations.mat (image_ids, image_paths,
-//   gt_pose_xyz, est_pose_xyz: N x 21 x 3, cm), summary.json, per_frame.csv, pck.png, and
-//   with vis > 0, vis/<frame>.png (crop with the 2D skeleton | crop with the predicted
+//   gt_pose_xyz, est_pose_xyz: N x 21 x 3, cm; est_uv: N x 21 x 2, crop pixels),
+//   summary.json, per_frame.csv, pck.png, and with vis > 0, vis/<frame>.png (crop with the 2D skeleton | crop with the predicted
 //   mesh, shaded) and vis/<frame>.obj. Every file is written to a temporary name and
 //   renamed; summary.json comes last.
 // - Pictures: a 5x7 bitmap font (draw_text), the PCK curve as a raster plot
@@ -317,7 +317,7 @@ inline std::size_t render_mesh(image& img, const std::vector<float>& vertices, c
         sx[v] = (u - bbox[0]) / bbox[2] * img.width;
         sy[v] = (w - bbox[1]) / bbox[3] * img.height;
         iz[v] = 1.0 / Z;
-        ok[v] = std::isfinite(sx[v]) && std::isfinite(sy[v]) && std::abs(sx[v]) < 1e7 && std::abs(sy[v]) < 1e7;
+        ok[v] = std::isfinite(sx[v]) && std::isfinite(sy[v]) && std::abs(sx[v]) < 1e9 && std::abs(sy[v]) < 1e9;
     }
     const std::size_t npx = std::size_t(img.width) * std::size_t(img.height);
     std::vector<double> zbuf(npx, 0.0);   // 1/z of the nearest face so far (0: none)
@@ -349,9 +349,11 @@ inline std::size_t render_mesh(image& img, const std::vector<float>& vertices, c
         int by1 = std::min(img.height - 1, int(std::floor(std::max({sy[a], sy[b], sy[c]}))));
         for (int py = by0; py <= by1; ++py)
             for (int px = bx0; px <= bx1; ++px) {
+                // Each weight from its own edge function: exact on integer coordinates,
+                // so pixels on a shared edge belong to both triangles (no cracks).
                 double w0 = ((sx[b] - px) * (sy[c] - py) - (sy[b] - py) * (sx[c] - px)) / area;
                 double w1 = ((sx[c] - px) * (sy[a] - py) - (sy[c] - py) * (sx[a] - px)) / area;
-                double w2 = 1.0 - w0 - w1;
+                double w2 = ((sx[a] - px) * (sy[b] - py) - (sy[a] - py) * (sx[b] - px)) / area;
                 if (w0 < 0 || w1 < 0 || w2 < 0) continue;
                 double z = w0 * iz[a] + w1 * iz[b] + w2 * iz[c];
                 std::size_t i = std::size_t(py) * std::size_t(img.width) + std::size_t(px);
@@ -743,12 +745,14 @@ inline std::string per_frame_csv(const evaluation_run& run, const pose_metrics& 
 
 // pose_estimations.mat's variables: image_ids (1 x N int32, 0-based frame indices, as the
 // release stores them), image_paths (N rows of char), gt_pose_xyz and est_pose_xyz
-// (N x 21 x 3 double, cm; the estimates are the pipeline's float32 values).
+// (N x 21 x 3 double, cm; the estimates are the pipeline's float32 values), and est_uv
+// (N x 21 x 2 int32: the 2D joints in crop pixels, 0..255).
 inline std::vector<mat_array> pose_estimation_variables(const evaluation_run& run) {
     const std::size_t n = run.estimates.size();
     std::vector<std::int32_t> ids(n);
     std::vector<std::string> paths(n);
     std::vector<double> gt(n * pose_joint_count * 3), est(n * pose_joint_count * 3);
+    std::vector<std::int32_t> uv(n * pose_joint_count * 2);
     for (std::size_t i = 0; i < n; ++i) {
         ids[i] = std::int32_t(i);
         paths[i] = run.frames[i].image_id;
@@ -757,10 +761,12 @@ inline std::vector<mat_array> pose_estimation_variables(const evaluation_run& ru
                 gt[(i * pose_joint_count + j) * 3 + k] = run.frames[i].gt_pose_cm[j][k];
                 est[(i * pose_joint_count + j) * 3 + k] = double(run.estimates[i].pose_xyz[j * 3 + k]);
             }
+        std::copy(run.estimates[i].uv.begin(), run.estimates[i].uv.end(), uv.begin() + std::ptrdiff_t(i * pose_joint_count * 2));
     }
     return {mat_array::from_row_major("image_ids", {1, n}, ids), mat_array::char_rows("image_paths", paths),
             mat_array::from_row_major("gt_pose_xyz", {n, pose_joint_count, 3}, gt),
-            mat_array::from_row_major("est_pose_xyz", {n, pose_joint_count, 3}, est)};
+            mat_array::from_row_major("est_pose_xyz", {n, pose_joint_count, 3}, est),
+            mat_array::from_row_major("est_uv", {n, pose_joint_count, 2}, uv)};
 }
 
 // The overlay of one frame: left the crop with the ground-truth skeleton (thin, grey)

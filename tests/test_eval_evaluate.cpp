@@ -1,0 +1,314 @@
+// The evaluation loop and its pictures (eval/evaluate.hpp): bitmap font, raster PCK plot,
+// z-buffered mesh rasteriser, checkpoint format, resume after an interruption, outputs.
+// The binary examples/hand_eval is tested end to end by tests/test_hand_eval*.py.
+#include <doctest/doctest.h>
+
+#include <handgraph/demo.hpp>
+#include <handgraph/eval/evaluate.hpp>
+#include <handgraph/synthetic_template.hpp>
+
+#include <cmath>
+#include <map>
+
+#include "test_eval_support.hpp"
+
+using namespace handgraph;
+
+namespace {
+
+std::size_t count_color(const image& img, bgr c, int x0 = 0, int y0 = 0, int x1 = -1, int y1 = -1) {
+    if (x1 < 0) x1 = img.width - 1;
+    if (y1 < 0) y1 = img.height - 1;
+    std::size_t n = 0;
+    for (int y = y0; y <= y1; ++y)
+        for (int x = x0; x <= x1; ++x) n += img.at(x, y, 0) == c.b && img.at(x, y, 1) == c.g && img.at(x, y, 2) == c.r;
+    return n;
+}
+
+// A data set of generated crops with made-up labels (no files).
+class fake_dataset : public dataset {
+public:
+    explicit fake_dataset(std::size_t n) : n_(n) {}
+    std::string name() const override { return "fake"; }
+    std::size_t size() const override { return n_; }
+    sample load(std::size_t i, bool with_image = true) const override {
+        sample s;
+        s.index = i;
+        s.image_id = "frame," + std::to_string(i);  // a comma: CSV quoting
+        s.cam = {600, 600, 320, 240};
+        s.bbox = {200 + int(i), 120, 256, 256};
+        s.root_cm = {-3.0 + 0.1 * double(i), 11.0, 42.0};
+        s.scale_cm = 5.0;
+        for (std::size_t j = 0; j < pose_joint_count; ++j)
+            s.gt_pose_cm[j] = {s.root_cm[0] + 0.3 * double(j), s.root_cm[1] - 0.2 * double(j), s.root_cm[2] + 0.05 * double(j)};
+        s.gt_pose_cm[0] = s.root_cm;
+        if (with_image) {
+            s.crop = image(256, 256);
+            auto base = demo_crop();
+            for (std::size_t k = 0; k < base.size(); ++k) s.crop.pixels[k] = std::uint8_t((base[k] + 37 * i + (k % 7)) & 0xff);
+        }
+        return s;
+    }
+
+private:
+    std::size_t n_;
+};
+
+// Not a static: a model must not outlive the calling thread's block cache (tensor.hpp's
+// thread_local cache is destroyed before objects with static storage duration).
+model test_model() { return random_model(3, synthetic_template()); }
+
+}  // namespace
+
+TEST_CASE("evaluate: bitmap font") {
+    image img(40, 12);
+    draw_text(img, 0, 0, "1", bgr{255, 255, 255});
+    // '1' = "..#.." ".##.." "..#.." x4 ".###."
+    CHECK(img.at(2, 0, 0) == 255);
+    CHECK(img.at(0, 0, 0) == 0);
+    CHECK(img.at(1, 1, 0) == 255);
+    CHECK(img.at(1, 6, 0) == 255);
+    CHECK(img.at(3, 6, 0) == 255);
+    CHECK(img.at(0, 6, 0) == 0);
+    CHECK(text_width("1", 1) == 5);
+    CHECK(text_width("12", 2) == 22);
+    CHECK(text_width("", 3) == 0);
+    // Unknown characters draw as '?'; descenders go below the baseline; clipping.
+    image a(12, 12), b(12, 12);
+    draw_text(a, 0, 0, "\x7f", bgr{9, 9, 9});
+    draw_text(b, 0, 0, "?", bgr{9, 9, 9});
+    CHECK(a.pixels == b.pixels);
+    image g(8, 12);
+    draw_text(g, 0, 0, "g", bgr{1, 1, 1});
+    CHECK(count_color(g, bgr{1, 1, 1}, 0, 7, 7, 8) > 0);
+    image tiny(3, 3);
+    draw_text(tiny, -20, -20, "hello, world 0123456789 %()", bgr{1, 2, 3}, 3);
+    draw_text(tiny, 1, 1, "W", bgr{1, 2, 3}, 4, true);
+    CHECK(count_color(tiny, bgr{1, 2, 3}) > 0);
+    // Every glyph has ink (but the space).
+    for (char c = 32; c < 127; ++c) {
+        image t(8, 12);
+        draw_text(t, 0, 0, std::string(1, c), bgr{7, 7, 7});
+        if (c != ' ') CHECK_MESSAGE(count_color(t, bgr{7, 7, 7}) > 0, "glyph " << c);
+    }
+}
+
+TEST_CASE("evaluate: PCK plot as a picture") {
+    std::vector<double> errors;
+    for (int i = 0; i < 200; ++i) errors.push_back(i * 0.3);
+    pck_curve c = compute_pck(errors, default_pck_thresholds_mm());
+    image img = pck_plot_image(c, "3D PCK: test, 200 frames");
+    CHECK(img.width == 640);
+    CHECK(img.height == 480);
+    const bgr curve{40, 40, 214};
+    CHECK(count_color(img, curve) > 500);
+    // The curve starts at (20 mm, PCK(20)) and ends at (50 mm, 1.0): left and right edges of the axes.
+    // Axes span x 78..616, y 48 (PCK 1) .. 414 (PCK 0).
+    int y_end = int(std::lround(414 + c.pck.back() * (48 - 414)));
+    CHECK(img.at(616, y_end, 2) == 214);
+    int y_start = int(std::lround(414 + c.pck[0] * (48 - 414)));
+    CHECK(img.at(78, y_start, 2) == 214);
+    CHECK(count_color(img, bgr{0, 0, 0}) > 1000);  // frame, ticks, title
+    // Legend text includes the AUC; the legend box avoids the curve: a curve high at the
+    // right puts it bottom right, one low everywhere elsewhere (still a valid picture).
+    pck_curve low = compute_pck(std::vector<double>(50, 100.0), default_pck_thresholds_mm());
+    CHECK(low.auc == 0);
+    image img2 = pck_plot_image(low, "all wrong");
+    CHECK(count_color(img2, curve) > 500);
+    CHECK_THROWS_AS(pck_plot_image(pck_curve{}, "x"), error);
+}
+
+TEST_CASE("evaluate: mesh rasteriser (projection, coverage, z-buffer, Lambert, alpha)") {
+    // Camera looking down +z; box = the whole 256x256 "original image", so crop = image.
+    std::array<double, 4> cam{100, 100, 128, 128};
+    std::array<int, 4> box{0, 0, 256, 256};
+    // A triangle facing the camera at z = 10: projects to (128,128), (228,128), (128,228).
+    std::vector<float> v = {0, 0, 10, 10, 0, 10, 0, 10, 10};
+    std::vector<std::int32_t> f = {0, 1, 2};
+    mesh_render_style st;
+    st.alpha = 1.0;
+    st.ambient = 0.0;
+    st.color = {100, 200, 250};
+    image img(256, 256);
+    std::size_t covered = render_mesh(img, v, f, cam, box, st);
+    // Pixels with x, y >= 128 and (x - 128) + (y - 128) <= 100: 101 * 102 / 2.
+    CHECK(covered == 5151);
+    CHECK(img.at(130, 130, 0) > 0);
+    CHECK(img.at(127, 130, 0) == 0);
+    CHECK(img.at(200, 200, 0) == 0);
+    // Lambert with a head light: brightness = |cos| between the normal (0, 0, 1) and the
+    // direction to the centroid (10/3, 10/3, 10).
+    double cosang = 10.0 / std::sqrt(100.0 / 9 * 2 + 100);
+    CHECK(int(img.at(130, 130, 2)) == int(std::lround(250 * cosang)));
+    // A second triangle in front (z = 5), tilted: the nearer one wins where they overlap.
+    std::vector<float> v2 = {0, 0, 10, 10, 0, 10, 0, 10, 10, -1, -1, 5, 2, -1, 5, -1, 2, 7};
+    std::vector<std::int32_t> f2 = {0, 1, 2, 3, 4, 5};
+    image both(256, 256);
+    render_mesh(both, v2, f2, cam, box, st);
+    image front(256, 256);
+    render_mesh(front, v2, {3, 4, 5}, cam, box, st);
+    CHECK(both.at(135, 135, 2) == front.at(135, 135, 2));
+    CHECK(both.at(135, 135, 2) != img.at(135, 135, 2));
+    // Order of faces does not matter.
+    image rev(256, 256);
+    render_mesh(rev, v2, {3, 4, 5, 0, 1, 2}, cam, box, st);
+    CHECK(rev.pixels == both.pixels);
+    // Alpha blending over a grey picture; behind the camera / NaN: nothing drawn.
+    image grey(256, 256);
+    std::fill(grey.pixels.begin(), grey.pixels.end(), std::uint8_t(100));
+    st.alpha = 0.5;
+    render_mesh(grey, v, f, cam, box, st);
+    CHECK(int(grey.at(130, 130, 2)) == int(std::lround(0.5 * 100 + 0.5 * 250 * cosang)));
+    CHECK(grey.at(10, 10, 2) == 100);
+    image none(256, 256);
+    std::vector<float> behind = {0, 0, -10, 10, 0, -10, 0, 10, -10}, nan = {0, 0, NAN, 10, 0, 10, 0, 10, 10};
+    CHECK(render_mesh(none, behind, f, cam, box, st) == 0);
+    CHECK(render_mesh(none, nan, f, cam, box, st) == 0);
+    CHECK(render_mesh(none, v, {0, 1, 7}, cam, box, st) == 0);  // index out of range: skipped
+    for (auto p : none.pixels) CHECK(p == 0);
+    // Huge triangles are clipped to the picture.
+    std::vector<float> huge = {-1e6f, -1e6f, 10, 1e6f, -1e6f, 10, 0, 1e6f, 10};
+    image all(64, 64);
+    CHECK(render_mesh(all, huge, f, {100, 100, 32, 32}, {0, 0, 64, 64}, st) == 64 * 64);
+}
+
+TEST_CASE("evaluate: checkpoint format round trip and refusals") {
+    evaluation_checkpoint c;
+    c.fingerprint = "run A";
+    c.frames = 5;
+    c.vis = 1;
+    c.mesh_floats = 6;
+    for (int i = 0; i < 3; ++i) {
+        frame_estimate e;
+        for (std::size_t k = 0; k < e.pose_xyz.size(); ++k) e.pose_xyz[k] = float(i) + 0.001f * float(k);
+        for (std::size_t k = 0; k < e.uv.size(); ++k) e.uv[k] = std::int32_t(k * 3 + std::size_t(i));
+        if (i < 1) e.mesh_xyz = {1, 2, 3, 4, 5, 6};
+        c.done.push_back(e);
+    }
+    std::string bytes = serialize_checkpoint(c);
+    evaluation_checkpoint d = parse_checkpoint(bytes, "ck");
+    CHECK(d.fingerprint == "run A");
+    CHECK(d.frames == 5);
+    CHECK(d.vis == 1);
+    REQUIRE(d.done.size() == 3);
+    for (int i = 0; i < 3; ++i) {
+        CHECK(d.done[std::size_t(i)].pose_xyz == c.done[std::size_t(i)].pose_xyz);
+        CHECK(d.done[std::size_t(i)].uv == c.done[std::size_t(i)].uv);
+        CHECK(d.done[std::size_t(i)].mesh_xyz == c.done[std::size_t(i)].mesh_xyz);
+    }
+    CHECK(serialize_checkpoint(d) == bytes);
+    std::string flipped = bytes;
+    flipped[40] = char(flipped[40] ^ 1);
+    CHECK_THROWS_WITH_AS(parse_checkpoint(flipped, "ck"), doctest::Contains("checksum"), error);
+    CHECK_THROWS_WITH_AS(parse_checkpoint(bytes.substr(0, bytes.size() - 9), "ck"), doctest::Contains("ck"), error);
+    CHECK_THROWS_WITH_AS(parse_checkpoint("not a checkpoint at all", "ck"), doctest::Contains("magic"), error);
+    c.done[0].mesh_xyz.clear();
+    CHECK_THROWS_AS(serialize_checkpoint(c), error);
+}
+
+TEST_CASE("evaluate: run, interrupt, resume; outputs; threads and batch do not matter") {
+    const model m = test_model();
+    fake_dataset ds(5);
+    handgraph_test::scratch_dir tmp("evaluate");
+    const std::string weights = tmp / "weights.bin";  // stands in for the weight file in the fingerprint
+    write_file_atomic(weights, "weights A");
+
+    evaluation_options o;
+    o.threads = 2;
+    o.batch = 3;
+    o.vis = 2;
+    o.fingerprint = evaluation_fingerprint(ds, 0, o.vis, weights);
+    evaluation_run full = run_evaluation(ds, m, o);
+    REQUIRE(full.estimates.size() == 5);
+    CHECK(full.resumed == 0);
+    CHECK(full.estimates[1].mesh_xyz.size() == 954 * 3);
+    CHECK(full.estimates[2].mesh_xyz.empty());
+
+    // The same frames one by one, single-threaded, through the pipeline directly.
+    for (std::size_t i = 0; i < 5; ++i) {
+        sample s = ds.load(i);
+        crop_params p = crop_params_of(s);
+        hand_estimate e = m.estimate(s.crop.pixels.data(), &p);
+        CHECK(std::equal(e.pose_xyz.begin(), e.pose_xyz.end(), full.estimates[i].pose_xyz.begin()));
+        CHECK(std::equal(e.uv.begin(), e.uv.end(), full.estimates[i].uv.begin()));
+    }
+
+    // Interrupted after the first chunk (batch 2, one thread), then resumed.
+    evaluation_options o2 = o;
+    o2.threads = 1;
+    o2.batch = 2;
+    o2.checkpoint = tmp.path / "progress.partial.bin";
+    o2.progress = [](std::size_t done, std::size_t) {
+        if (done == 2) throw std::runtime_error("killed");
+    };
+    CHECK_THROWS_WITH(run_evaluation(ds, m, o2), "killed");
+    REQUIRE(std::filesystem::exists(o2.checkpoint));
+    std::vector<std::pair<std::size_t, std::size_t>> calls;
+    o2.progress = [&](std::size_t done, std::size_t total) { calls.emplace_back(done, total); };
+    o2.resume = true;
+    evaluation_run resumed = run_evaluation(ds, m, o2);
+    CHECK(resumed.resumed == 2);
+    REQUIRE(calls.size() == 3);
+    CHECK(calls[0] == std::pair<std::size_t, std::size_t>{2, 5});
+    CHECK(calls[2] == std::pair<std::size_t, std::size_t>{5, 5});
+    for (std::size_t i = 0; i < 5; ++i) {
+        CHECK(resumed.estimates[i].pose_xyz == full.estimates[i].pose_xyz);
+        CHECK(resumed.estimates[i].uv == full.estimates[i].uv);
+        CHECK(resumed.estimates[i].mesh_xyz == full.estimates[i].mesh_xyz);
+    }
+    // A checkpoint of another run is refused by name; without resume it is ignored.
+    write_file_atomic(weights, "weights B");
+    evaluation_options o3 = o2;
+    o3.progress = nullptr;
+    o3.fingerprint = evaluation_fingerprint(ds, 0, o.vis, weights);
+    CHECK(o3.fingerprint != o2.fingerprint);
+    CHECK_THROWS_WITH_AS(run_evaluation(ds, m, o3), doctest::Contains("belongs to another run"), error);
+    o3.limit = 4;
+    o3.fingerprint = evaluation_fingerprint(ds, 4, o.vis, weights);
+    CHECK_THROWS_WITH_AS(run_evaluation(ds, m, o3), doctest::Contains("progress.partial.bin"), error);
+    o3.resume = false;
+    CHECK(run_evaluation(ds, m, o3).estimates.size() == 4);
+
+    // Outputs.
+    evaluation_info info;
+    info.data = "nowhere";
+    info.weights = weights;
+    info.kernels = "test";
+    write_file_atomic((tmp.path / "summary.json.tmp123").string(), "stale");
+    write_evaluation_outputs(tmp.path, ds, m, full, 2, info);
+    remove_stale_temporaries(tmp.path, evaluation_output_names(2));
+    CHECK(!std::filesystem::exists(tmp.path / "summary.json.tmp123"));
+    for (const auto& n : evaluation_output_names(2)) CHECK_MESSAGE(std::filesystem::exists(tmp.path / n), n);
+    pose_metrics pm = evaluate_run(full);
+    std::ifstream js(tmp.path / "summary.json");
+    std::string text((std::istreambuf_iterator<char>(js)), std::istreambuf_iterator<char>());
+    json::value v = json::parse(text, "summary.json");
+    auto key = [&](const json::value& o, const char* k) -> const json::value& {
+        const json::value* p = o.find(k);
+        REQUIRE_MESSAGE(p != nullptr, k);
+        return *p;
+    };
+    CHECK(key(v, "frames").num == 5);
+    CHECK(key(v, "dataset").str == "fake");
+    CHECK(key(v, "mean_error_mm").num == pm.mean_error_mm);  // 17 digits: exact
+    CHECK(key(v, "auc_20_50").num == pm.pck.auc);
+    CHECK(key(key(v, "joint_error_mm"), "little_4").num == pm.joint_error_mm[20]);
+    CHECK(key(v, "pck").items.size() == 31);
+    std::ifstream csv(tmp.path / "per_frame.csv");
+    std::string line;
+    std::getline(csv, line);
+    CHECK(line == "index,image_id,mean_error_mm,root_relative_error_mm");
+    std::getline(csv, line);
+    CHECK(line.rfind("0,\"frame,0\",", 0) == 0);
+    mat_file mf = read_mat(tmp.path / "pose_estimations.mat");
+    CHECK(mf.get("est_pose_xyz").dims() == std::vector<std::size_t>{5, 21, 3});
+    CHECK(mf.get("est_uv").dims() == std::vector<std::size_t>{5, 21, 2});
+    CHECK(mf.get("image_paths").strings()[4] == "frame,4");
+    CHECK(mf.get("est_pose_xyz").at(3, 7, 2) == double(full.estimates[3].pose_xyz[7 * 3 + 2]));
+    image overlay = load_image(tmp.path / "vis" / "00001.png");
+    CHECK(overlay.width == 512);
+    CHECK(overlay.height == 256);
+    template_mesh obj = read_obj(tmp.path / "vis" / "00001.obj");
+    CHECK(obj.num_vertices() == 954);
+    CHECK(obj.faces == m.faces());
+}
