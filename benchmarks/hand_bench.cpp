@@ -92,6 +92,12 @@ int run(int argc, char** argv) {
         post.push_back(st.post);
     }
     stats s = summarize(total);
+    auto peak_rss_mb = [] {
+        rusage ru{};
+        getrusage(RUSAGE_SELF, &ru);
+        return double(ru.ru_maxrss) / 1024.0;  // kB on Linux
+    };
+    const double peak_mb = peak_rss_mb();  // load + single-image inference, before any batch run
     const double gflop = handgraph::network_flops() / 1e9;
 
     double batch_ips = 0;
@@ -107,9 +113,7 @@ int run(int argc, char** argv) {
         }
         batch_ips = double(batch) / (summarize(bt).median / 1000.0);
     }
-    rusage ru{};
-    getrusage(RUSAGE_SELF, &ru);
-    double peak_mb = double(ru.ru_maxrss) / 1024.0;
+    const double peak_batch_mb = peak_rss_mb();
 
     std::printf("model        %s\n", model_desc.c_str());
     std::printf("kernels      %s, threads %d\n", handgraph::kernels::active_arch_name(), threads);
@@ -119,7 +123,8 @@ int run(int argc, char** argv) {
                 summarize(mp).median, summarize(post).median);
     std::printf("compute      %.1f GFLOP/image, %.1f GFLOP/s\n", gflop, gflop / (s.median / 1000.0));
     if (batch > 0) std::printf("batch %-5d  %.2f images/s\n", batch, batch_ips);
-    std::printf("peak RSS     %.1f MB\n", peak_mb);
+    std::printf("peak RSS     %.1f MB (load + single image)%s\n", peak_mb,
+                batch > 0 ? (", " + std::to_string(int(peak_batch_mb + 0.5)) + " MB after the batch runs").c_str() : "");
     if (json) {
         namespace js = handgraph::json;
         std::cout << "{\"ms_per_image\":" << js::number(s.median, 6) << ",\"threads\":" << threads << ",\"min_ms\":" << js::number(s.min, 6)
@@ -127,7 +132,7 @@ int run(int argc, char** argv) {
                   << ",\"net_hm_ms\":" << js::number(summarize(hm).median, 6) << ",\"feat_mesh_ms\":" << js::number(summarize(fm).median, 6)
                   << ",\"mesh_pose_ms\":" << js::number(summarize(mp).median, 6) << ",\"post_ms\":" << js::number(summarize(post).median, 6)
                   << ",\"gflops\":" << js::number(gflop / (s.median / 1000.0), 6) << ",\"batch\":" << batch << ",\"batch_images_per_s\":" << js::number(batch_ips, 6)
-                  << ",\"load_ms\":" << js::number(load_ms, 6) << ",\"peak_rss_mb\":" << js::number(peak_mb, 6) << ",\"arch\":" << js::quote(handgraph::kernels::active_arch_name())
+                  << ",\"load_ms\":" << js::number(load_ms, 6) << ",\"peak_rss_mb\":" << js::number(peak_mb, 6) << ",\"peak_rss_batch_mb\":" << js::number(peak_batch_mb, 6) << ",\"arch\":" << js::quote(handgraph::kernels::active_arch_name())
                   << ",\"random_weights\":" << (weights.empty() ? "true" : "false") << "}" << std::endl;
     }
     return 0;
