@@ -66,7 +66,15 @@ double upsampled(const float* map, int u, int v) {
 
 }  // namespace
 
-TEST_CASE("C++ pipeline equals the PyTorch reference") {
+// Both convolution modes: the default (Winograd F(4x4,3x3) on the 3x3 layers) and
+// estimate_options::exact (direct convolution only).
+//  - exact: the bound, 1e-5 relative against the float64 evaluation.
+//  - default: a stated bound of 2e-5 against float64. Measured on this fixture (seeds 1-3,
+//    10 crops): worst 1.09e-5 (mesh_xyz, seed 2 synthetic_0), where PyTorch's own float32
+//    run is 1.36e-5 away from float64 (mesh_raw, same crop); the exact mode's worst is
+//    7e-6. Winograd's transforms add rounding error no accumulation order removes
+//    (benchmarks/NOTES.md).
+void check_pipeline(bool exact_mode) {
     fs::path td = handgraph_test::testdata();
     HANDGRAPH_SKIP_IF(!fs::exists(td / "seed1" / "weights.safetensors"),
                       "no converted weights in " << td << " (the fixture needs the release's template mesh; see " << (td / "README") << ")");
@@ -93,6 +101,7 @@ TEST_CASE("C++ pipeline equals the PyTorch reference") {
             estimate_options opt;
             opt.keep_heatmaps = opt.keep_intermediates = true;
             opt.threads = 2;
+            opt.exact = exact_mode;
             hand_estimate e = m.estimate(img.data(), &p, opt);
 
             // Against the float64 evaluation of the same network (the exact answer up to
@@ -106,8 +115,9 @@ TEST_CASE("C++ pipeline equals the PyTorch reference") {
                 REQUIRE(exact.size() == n);
                 std::vector<float> exact_f(exact.begin(), exact.end());
                 double e64 = rel_error(ours, exact_f.data(), n), e32 = rel_error(ours, f32.data(), n);
-                CAPTURE(name);
-                CHECK(e64 <= 1e-5);
+                const std::string array = name;
+                CAPTURE(array);
+                CHECK(e64 <= (exact_mode ? 1e-5 : 2e-5));
                 CHECK(e32 <= 5e-5);
                 worst64 = std::max(worst64, e64);
                 worst32 = std::max(worst32, e32);
@@ -147,11 +157,15 @@ TEST_CASE("C++ pipeline equals the PyTorch reference") {
             ++compared;
         }
     }
-    MESSAGE("compared " << compared << " crops, " << joints << " joints; argmax near-ties: " << ties << "; worst relative error vs float64 "
+    MESSAGE((exact_mode ? "exact mode: " : "default mode: ") << "compared " << compared << " crops, " << joints << " joints; argmax near-ties: " << ties << "; worst relative error vs float64 "
                         << worst64 << ", vs PyTorch float32 " << worst32);
     CHECK(compared >= 6);
     CHECK(ties * 20 <= joints);  // at most 5% of joints may sit on a near-tie
 }
+
+TEST_CASE("C++ pipeline equals the PyTorch reference (default: Winograd)") { check_pipeline(false); }
+
+TEST_CASE("C++ pipeline equals the PyTorch reference (exact: direct convolution)") { check_pipeline(true); }
 
 TEST_CASE("1 and 2 threads give identical outputs; the model is safe to share") {
     std::string src;
