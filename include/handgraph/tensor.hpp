@@ -27,11 +27,18 @@ namespace detail {
 class block_cache {
 public:
     static constexpr std::size_t capacity = std::size_t(256) << 20;
+    // This thread's cache. After the thread's cache has been destroyed (thread exit, or
+    // objects with static storage freed at program exit), a stand-in that keeps nothing.
     static block_cache& local() {
         static thread_local block_cache cache;
+        if (destroyed()) {
+            static thread_local block_cache passthrough(false);
+            return passthrough;
+        }
         return cache;
     }
     void* take(std::size_t bytes) {
+        if (!keeps_) return nullptr;
         auto it = blocks_.find(bytes);
         if (it == blocks_.end()) return nullptr;
         void* p = it->second;
@@ -40,18 +47,27 @@ public:
         return p;
     }
     void give(void* p, std::size_t bytes) {
-        if (held_ + bytes > capacity) {
+        if (!keeps_ || held_ + bytes > capacity) {
             std::free(p);
             return;
         }
         blocks_.emplace(bytes, p);
         held_ += bytes;
     }
+    explicit block_cache(bool keeps = true) : keeps_(keeps) {}
     ~block_cache() {
         for (auto& b : blocks_) std::free(b.second);
+        blocks_.clear();
+        held_ = 0;
+        if (keeps_) destroyed() = true;
     }
 
 private:
+    static bool& destroyed() {
+        static thread_local bool flag = false;  // trivially destructible: valid until the thread ends
+        return flag;
+    }
+    bool keeps_ = true;
     std::multimap<std::size_t, void*> blocks_;
     std::size_t held_ = 0;
 };
