@@ -8,7 +8,8 @@
 // 16, multiply-adds per tap), input scalars broadcast, bias/relu/residual fused in the store.
 // Weights are packed per 16 output channels as [cout/16][ky][kx][cin][16].
 // 3x3 stride-1 pad-1 layers run Winograd F(4x4, 3x3) (winograd.hpp; 3-4x faster, max
-// relative error about 5e-6 in the tests), every other layer the direct kernel.
+// relative error about 3e-6 in the tests), every other layer the direct kernel;
+// exec::exact runs the direct kernel everywhere.
 // AVX-512 on a Zen 4 core (117 GFLOP/s peak): direct 105-116 GFLOP/s on the network's 1x1
 // and 3x3 shapes, Winograd 300-400 effective GFLOP/s (benchmarks/kernel_bench).
 // Depends on tensor.hpp, dispatch.hpp, conv_tile.hpp, winograd.hpp (3x3 stride-1 layers).
@@ -149,12 +150,13 @@ public:
         return c;
     }
 
-    // out = [relu](conv(in) + bias') [+ residual], relu before the residual add. `out` must be
+    // out = [relu](conv(in) + bias') [+ residual], relu before the residual add. Winograd
+    // where prepare() made it (3x3 stride 1 pad 1) unless ex.exact, else the direct kernel. `out` must be
     // shaped by the caller (any border; only its interior is written); `in` needs a border of
     // at least `pad`; `residual` (optional) has out's shape and may be `out` itself.
     void run(const feature_map& in, feature_map& out, bool relu, const feature_map* residual, const exec& ex) const {
         check(in, out, residual);
-        if (wino_.ready() && wino_.worth_it(out.height, out.width)) {
+        if (!ex.exact && wino_.ready() && wino_.worth_it(out.height, out.width)) {
             wino_.run(in, out, relu, residual, ex);
             return;
         }

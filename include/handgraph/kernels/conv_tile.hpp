@@ -6,7 +6,10 @@
 // input scalar per pixel and multiplying it with NB x 16 packed weights ([k][k][cin][16] per
 // block, blocks `gs` floats apart); the store adds bias (accumulator start), relu, residual.
 // CIN > 0: exactly CIN input channels (unrolled; used for the 3-channel image).
-// Each accumulator is one chain of FMAs in a fixed order, so a pixel's result never depends
+// Accumulation: chains of at most conv_partial_terms (16) input-channel FMAs, each folded in
+// turn into a partial sum held in an L1 tile (one add per 16 FMAs); a 3x3 x 128 layer as one
+// chain of 1152 FMAs carried 3-4x PyTorch's rounding error and the network failed the 1e-5
+// parity bound (benchmarks/NOTES.md). The order is fixed, so a pixel's result never depends
 // on the tile it is computed in (nor on the thread count).
 // Depends on xsimd.
 #pragma once
@@ -26,6 +29,13 @@ struct conv_tile_shape {
     static constexpr int pixels = lanes >= 16 ? 12 : lanes == 8 ? 6 : 2;
     static constexpr int blocks = lanes >= 16 ? 2 : 1;
 };
+
+// Longest FMA chain of one accumulator (input-channel terms) before it is folded into a
+// partial sum.
+#ifndef HANDGRAPH_CONV_PARTIAL_TERMS
+#define HANDGRAPH_CONV_PARTIAL_TERMS 16
+#endif
+constexpr int conv_partial_terms = HANDGRAPH_CONV_PARTIAL_TERMS;
 
 // One tile: P output pixels (input pixels `ps` floats apart) x NB output blocks.
 template <class Arch, int P, int NB, int CIN = 0>
@@ -60,12 +70,33 @@ inline void conv_direct_tile(const float* ip, std::ptrdiff_t ps, std::ptrdiff_t 
             for (int v = 0; v < V; ++v) acc[p][v] = xsimd::fma(xb, wv[v], acc[p][v]);
         }
     };
+    // Partial sums: every `conv_partial_terms` input channels (at most), the accumulators
+    // are added to a running sum in an L1 tile and restart from zero, so no FMA chain is
+    // longer than that (a 3x3 x 128 layer would otherwise chain 1152 terms: 3-4x the
+    // rounding error of PyTorch's float32; see benchmarks/NOTES.md).
+    alignas(64) float part[P][V * L];
+    bool has_part = false;
+    int run = 0;
+    auto flush = [&]() {
+#pragma GCC unroll 16
+        for (int p = 0; p < P; ++p)
+#pragma GCC unroll 8
+            for (int v = 0; v < V; ++v) {
+                B s = has_part ? acc[p][v] + B::load_aligned(&part[p][v * L]) : acc[p][v];
+                s.store_aligned(&part[p][v * L]);
+                acc[p][v] = B(0.0f);
+            }
+        has_part = true;
+        run = 0;
+    };
     for (int ky = 0; ky < k; ++ky)
         for (int kx = 0; kx < k; ++kx) {
             const float* x = ip + ky * irow + kx * icpad;
             if (CIN > 0) {  // few input channels known at compile time (the RGB image)
 #pragma GCC unroll 4
                 for (int ci = 0; ci < CIN; ++ci, w += 16) step(x, ci, w);
+                run += CIN;
+                if (run + CIN > conv_partial_terms) flush();
                 continue;
             }
             for (int cb = 0; cb < cin; cb += 16) {
@@ -73,8 +104,16 @@ inline void conv_direct_tile(const float* ip, std::ptrdiff_t ps, std::ptrdiff_t 
                 for (int p = 0; p < P; ++p) __builtin_prefetch(x + p * ps + cb + 32);
                 const int ce = cb + 16 < cin ? cb + 16 : cin;
                 for (int ci = cb; ci < ce; ++ci, w += 16) step(x, ci, w);
+                run += ce - cb;
+                if (run + 16 > conv_partial_terms) flush();
             }
         }
+    if (has_part) {
+#pragma GCC unroll 16
+        for (int p = 0; p < P; ++p)
+#pragma GCC unroll 8
+            for (int v = 0; v < V; ++v) acc[p][v] += B::load_aligned(&part[p][v * L]);
+    }
     const B zero(0.0f);
 #pragma GCC unroll 16
     for (int p = 0; p < P; ++p)

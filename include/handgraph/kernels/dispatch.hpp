@@ -32,9 +32,12 @@ namespace kernels {
 // Results do not depend on `threads` (bit-identical).
 // `arch` (tests, benchmarks): null for the best instruction set of this CPU, or the name of
 // one (see available_arch_names()) to use it or the best one below it.
+// `exact`: convolutions use the direct kernel only (no Winograd): the most accurate mode
+// (see conv.hpp for the measured errors of both).
 struct exec {
     int threads = 1;
     const char* arch = nullptr;
+    bool exact = false;
 };
 
 namespace detail {

@@ -68,17 +68,18 @@ public:
         sparse_times_dense(L, t1.data(), t2.data(), fin_);
         for (std::size_t i = 0; i < t2.size(); ++i) t2[i] = 2.0f * t2[i] - x[i];
         const float* T[3] = {x, t1.data(), t2.data()};
+        // Sums in double (up to 192 terms; these layers are a fraction of a millisecond).
+        std::vector<double> acc(static_cast<std::size_t>(fout_));
         for (int v = 0; v < n; ++v) {
             float* yv = y + std::size_t(v) * fout_;
-            std::copy(b_.begin(), b_.end(), yv);
+            for (int o = 0; o < fout_; ++o) acc[std::size_t(o)] = b_[std::size_t(o)];
             for (int i = 0; i < fin_; ++i)
                 for (int k = 0; k < 3; ++k) {
-                    const float a = T[k][std::size_t(v) * fin_ + i];
+                    const double a = T[k][std::size_t(v) * fin_ + i];
                     const float* w = w_.data() + (std::size_t(k) * fin_ + i) * fout_;
-                    for (int o = 0; o < fout_; ++o) yv[o] += a * w[o];
+                    for (int o = 0; o < fout_; ++o) acc[std::size_t(o)] += a * double(w[o]);
                 }
-            if (relu)
-                for (int o = 0; o < fout_; ++o) yv[o] = std::max(yv[o], 0.0f);
+            for (int o = 0; o < fout_; ++o) yv[o] = relu ? std::max(float(acc[std::size_t(o)]), 0.0f) : float(acc[std::size_t(o)]);
         }
     }
 

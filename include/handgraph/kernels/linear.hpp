@@ -2,7 +2,9 @@
 //
 // Memory-bound matrix-vector product: the weights are packed once as [out/16][in][16] so the
 // kernel streams them exactly once, front to back, broadcasting x[i] and accumulating 16
-// outputs per SIMD block (4 interleaved partial sums to hide FMA latency). Threads split the
+// outputs per SIMD block (4 interleaved partial sums to hide FMA latency, folded into a
+// running total every 64 inputs: chains of 1024 FMAs in the 4096-input layer carried
+// several times the rounding error of the rest of the network). Threads split the
 // output blocks; each output is summed in a fixed order, so results do not depend on threads.
 // Depends on tensor.hpp, dispatch.hpp.
 #pragma once
@@ -47,14 +49,25 @@ HANDGRAPH_OMP_FOR(a.threads, par)
         for (int u = 0; u < 4; ++u)
 #pragma GCC unroll 4
             for (int r = 0; r < R; ++r) acc[u][r] = B(0.0f);
+        B tot[R];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) tot[r] = B(0.0f);
         int i = 0;
-        for (; i + 4 <= in; i += 4, w += 64)
+        for (; i + 4 <= in; i += 4, w += 64) {
 #pragma GCC unroll 4
             for (int u = 0; u < 4; ++u) {
                 B xb(x[i + u]);
 #pragma GCC unroll 4
                 for (int r = 0; r < R; ++r) acc[u][r] = xsimd::fma(xb, B::load_aligned(w + u * 16 + r * L), acc[u][r]);
             }
+            if ((i & 63) == 60) {  // every 64 inputs: fold the 4 chains of 16 into the total
+#pragma GCC unroll 4
+                for (int r = 0; r < R; ++r) {
+                    tot[r] += (acc[0][r] + acc[1][r]) + (acc[2][r] + acc[3][r]);
+                    acc[0][r] = acc[1][r] = acc[2][r] = acc[3][r] = B(0.0f);
+                }
+            }
+        }
         for (; i < in; ++i, w += 16) {
             B xb(x[i]);
 #pragma GCC unroll 4
@@ -63,7 +76,7 @@ HANDGRAPH_OMP_FOR(a.threads, par)
         alignas(64) float tmp[16];
 #pragma GCC unroll 4
         for (int r = 0; r < R; ++r) {
-            B s = ((acc[0][r] + acc[1][r]) + (acc[2][r] + acc[3][r])) + B::load_aligned(a.bias + ob * 16 + r * L);
+            B s = (tot[r] + ((acc[0][r] + acc[1][r]) + (acc[2][r] + acc[3][r]))) + B::load_aligned(a.bias + ob * 16 + r * L);
             if (a.relu) s = xsimd::max(s, B(0.0f));
             s.store_aligned(tmp + r * L);
         }
