@@ -56,10 +56,17 @@ struct affine {
     }
 };
 
+// 3x3 layers on maps at least this wide run Winograd F(4x4,3x3); smaller ones the direct
+// kernel. Winograd's weights are 4x the direct ones (36 vs 9 values per filter): on the
+// 16x16, 8x8 and 4x4 maps it saves ~8 ms per image at 1 thread but costs ~94 MB of weights
+// (peak RSS and load time; benchmarks/NOTES.md).
+constexpr int winograd_min_size = 32;
+
 inline kernels::conv2d load_conv(const weight_file& w, const std::string& prefix, int cout, int cin, int k, int stride, int pad,
-                                 const affine* bn = nullptr) {
+                                 const affine* bn = nullptr, bool winograd = false) {
     const std::vector<float> wt = w.f32(prefix + ".weight", {cout, cin, k, k}), b = w.f32(prefix + ".bias", {cout});
-    return kernels::conv2d::prepare(wt.data(), b.data(), cout, cin, k, stride, pad, bn ? bn->scale.data() : nullptr, bn ? bn->shift.data() : nullptr);
+    return kernels::conv2d::prepare(wt.data(), b.data(), cout, cin, k, stride, pad, bn ? bn->scale.data() : nullptr, bn ? bn->shift.data() : nullptr,
+                                    winograd);
 }
 
 inline kernels::linear load_linear(const weight_file& w, const std::string& prefix, int out, int in) {
@@ -70,12 +77,13 @@ inline kernels::linear load_linear(const weight_file& w, const std::string& pref
 class residual {
 public:
     residual() = default;
-    residual(const weight_file& w, const std::string& p, int cin, int cout) : cin_(cin), cout_(cout) {
+    // `size`: the side of the square maps it runs on (chooses Winograd for its 3x3 conv).
+    residual(const weight_file& w, const std::string& p, int cin, int cout, int size) : cin_(cin), cout_(cout) {
         bn_ = affine::from_bn(w, p + ".bn", cin);
         affine bn1 = affine::from_bn(w, p + ".bn1", cout / 2);
         affine bn2 = affine::from_bn(w, p + ".bn2", cout / 2);
         conv1_ = load_conv(w, p + ".conv1", cout / 2, cin, 1, 1, 0, &bn1);
-        conv2_ = load_conv(w, p + ".conv2", cout / 2, cout / 2, 3, 1, 1, &bn2);
+        conv2_ = load_conv(w, p + ".conv2", cout / 2, cout / 2, 3, 1, 1, &bn2, size >= winograd_min_size);
         conv3_ = load_conv(w, p + ".conv3", cout, cout / 2, 1, 1, 0);
         if (cin != cout) conv4_ = std::make_unique<kernels::conv2d>(load_conv(w, p + ".conv4", cout, cin, 1, 1, 0));
     }
@@ -115,14 +123,15 @@ inline void run_pair(const std::array<residual, 2>& r, const feature_map& x, fea
 
 class hourglass {
 public:
-    hourglass(const weight_file& w, const std::string& p, int depth, int f) : depth_(depth) {
+    // size: side of the input maps (64 for the outer level).
+    hourglass(const weight_file& w, const std::string& p, int depth, int f, int size) : depth_(depth) {
         for (int i = 0; i < 2; ++i) {
-            up1_[std::size_t(i)] = residual(w, p + ".up1_." + std::to_string(i), f, f);
-            low1_[std::size_t(i)] = residual(w, p + ".low1_." + std::to_string(i), f, f);
-            low3_[std::size_t(i)] = residual(w, p + ".low3_." + std::to_string(i), f, f);
-            if (depth == 1) low2_[std::size_t(i)] = residual(w, p + ".low2_." + std::to_string(i), f, f);
+            up1_[std::size_t(i)] = residual(w, p + ".up1_." + std::to_string(i), f, f, size);
+            low1_[std::size_t(i)] = residual(w, p + ".low1_." + std::to_string(i), f, f, size / 2);
+            low3_[std::size_t(i)] = residual(w, p + ".low3_." + std::to_string(i), f, f, size / 2);
+            if (depth == 1) low2_[std::size_t(i)] = residual(w, p + ".low2_." + std::to_string(i), f, f, size / 2);
         }
-        if (depth > 1) inner_ = std::make_unique<hourglass>(w, p + ".low2", depth - 1, f);
+        if (depth > 1) inner_ = std::make_unique<hourglass>(w, p + ".low2", depth - 1, f, size / 2);
     }
 
     void run(const feature_map& x, feature_map& out, const kernels::exec& ex) const {
@@ -158,14 +167,14 @@ public:
         const std::string p = "net_hm.";
         detail::affine bn1 = detail::affine::from_bn(w, p + "bn1", 64);
         conv1_ = detail::load_conv(w, p + "conv1_", 64, 3, 7, 2, 3, &bn1);
-        r1_ = detail::residual(w, p + "r1", 64, 128);
-        r4_ = detail::residual(w, p + "r4", 128, 128);
-        r5_ = detail::residual(w, p + "r5", 128, num_features);
+        r1_ = detail::residual(w, p + "r1", 64, 128, 128);
+        r4_ = detail::residual(w, p + "r4", 128, 128, 64);
+        r5_ = detail::residual(w, p + "r5", 128, num_features, 64);
         for (int i = 0; i < num_stacks; ++i) {
             std::string s = std::to_string(i);
-            hg_.push_back(std::make_unique<detail::hourglass>(w, p + "hourglass." + s, 4, num_features));
-            res_[std::size_t(2 * i)] = detail::residual(w, p + "Residual." + std::to_string(2 * i), num_features, num_features);
-            res_[std::size_t(2 * i + 1)] = detail::residual(w, p + "Residual." + std::to_string(2 * i + 1), num_features, num_features);
+            hg_.push_back(std::make_unique<detail::hourglass>(w, p + "hourglass." + s, 4, num_features, heatmap_size));
+            res_[std::size_t(2 * i)] = detail::residual(w, p + "Residual." + std::to_string(2 * i), num_features, num_features, heatmap_size);
+            res_[std::size_t(2 * i + 1)] = detail::residual(w, p + "Residual." + std::to_string(2 * i + 1), num_features, num_features, heatmap_size);
             detail::affine bn = detail::affine::from_bn(w, p + "lin_." + s + ".1", num_features);
             lin_[std::size_t(i)] = detail::load_conv(w, p + "lin_." + s + ".0", num_features, num_features, 1, 1, 0, &bn);
             tmp_out_[std::size_t(i)] = detail::load_conv(w, p + "tmpOut." + s, num_joints, num_features, 1, 1, 0);
@@ -227,7 +236,8 @@ public:
         const std::string p = "net_feat_mesh.feat_net.";
         heatmap_conv_ = detail::load_conv(w, p + "heatmap_conv", num_features, num_joints, 1, 1, 0);
         encoding_conv_ = detail::load_conv(w, p + "encoding_conv", num_features, num_features, 1, 1, 0);
-        for (int i = 0; i < 8; ++i) reg_[std::size_t(i)] = detail::residual(w, p + "reg_." + std::to_string(i), num_features, num_features);
+        for (int i = 0; i < 8; ++i)
+            reg_[std::size_t(i)] = detail::residual(w, p + "reg_." + std::to_string(i), num_features, num_features, heatmap_size >> (i / 2));
         const std::string m = "net_feat_mesh.mesh_net.";
         fc1_ = detail::load_linear(w, m + "fc.fc_1.fc", 512, 4096);
         fc2_ = detail::load_linear(w, m + "fc.fc_2.fc", 80 * 64, 512);

@@ -123,8 +123,10 @@ public:
     // weight OIHW [cout][cin][kernel][kernel], bias [cout] (may be null: zero); optional
     // per-output-channel affine applied after the convolution (folded BatchNorm):
     // y = (conv(x) + bias) * scale + shift (scale and shift may each be null).
+    // `winograd`: also prepare Winograd F(4x4,3x3) weights (3x3 stride-1 pad-1 layers only;
+    // 4x the memory of the direct weights), which run() then uses.
     static conv2d prepare(const float* weight, const float* bias, int cout, int cin, int kernel, int stride, int pad,
-                          const float* scale = nullptr, const float* shift = nullptr) {
+                          const float* scale = nullptr, const float* shift = nullptr, bool winograd = true) {
         if (!weight) throw error("conv2d::prepare: no weights");
         if (cout <= 0 || cin <= 0 || kernel <= 0 || stride <= 0 || pad < 0)
             throw error("conv2d::prepare: bad shape cout " + std::to_string(cout) + " cin " + std::to_string(cin) +
@@ -146,7 +148,7 @@ public:
                 for (std::size_t t = 0; t < kk; ++t)
                     dst[(t * cin + ci) * 16] = weight[(std::size_t(co) * cin + ci) * kk + t] * s;
         }
-        if (kernel == 3 && stride == 1 && pad == 1) c.wino_ = winograd_f4x4_3x3::prepare(c.weight_.data(), c.bias_.data(), cout, cin);
+        if (winograd && kernel == 3 && stride == 1 && pad == 1) c.wino_ = winograd_f4x4_3x3::prepare(c.weight_.data(), c.bias_.data(), cout, cin);
         return c;
     }
 
