@@ -90,18 +90,23 @@ public:
     int cout() const { return cout_; }
 
     void run(const feature_map& x, feature_map& out, const kernels::exec& ex) const {
+        // Temporaries die as soon as they are used, so the next one of the same size reuses
+        // the block (tensor.hpp's cache); the skip conv writes straight into `out`, which is
+        // then conv3's residual (same arithmetic as a separate skip map, 1 map less).
         const int h = x.height, wd = x.width;
-        feature_map a(h, wd, cin_, 0);
-        kernels::scale_shift_relu(x, bn_.scale.data(), bn_.shift.data(), a, ex);
         feature_map b(h, wd, cout_ / 2, 1);
-        conv1_.run(a, b, true, nullptr, ex);
+        {
+            feature_map a(h, wd, cin_, 0);
+            kernels::scale_shift_relu(x, bn_.scale.data(), bn_.shift.data(), a, ex);
+            conv1_.run(a, b, true, nullptr, ex);
+        }
         feature_map c(h, wd, cout_ / 2, 0);
         conv2_.run(b, c, true, nullptr, ex);
-        out.reset(h, wd, cout_, 0);
+        b = feature_map();
+        out.reset_output(h, wd, cout_, 0);
         if (conv4_) {
-            feature_map skip(h, wd, cout_, 0);
-            conv4_->run(x, skip, false, nullptr, ex);
-            conv3_.run(c, out, false, &skip, ex);
+            conv4_->run(x, out, false, nullptr, ex);
+            conv3_.run(c, out, false, &out, ex);
         } else {
             conv3_.run(c, out, false, &x, ex);
         }

@@ -257,16 +257,24 @@ public:
         w.weight_.resize(std::size_t(36) * w.cout16_ * cin * 16);
         w.bias_.resize(std::size_t(w.cout16_) * 16);
         for (std::size_t i = 0; i < w.bias_.size(); ++i) w.bias_[i] = bias[i];
-        for (int co = 0; co < cout; ++co)
+        // 16 output channels at a time (the packed layouts' inner index), so reads and writes
+        // run along contiguous 16-float rows and the lane loops vectorise.
+        for (int cb = 0; cb < w.cout16_; ++cb)
             for (int ci = 0; ci < cin; ++ci) {
-                double g[3][3], t[6][3];
-                for (int k = 0; k < 9; ++k) g[k / 3][k % 3] = packed[((std::size_t(co / 16) * 9 + k) * cin + ci) * 16 + co % 16];
+                double g[3][3][16], t[6][3][16];
+                for (int k = 0; k < 9; ++k) {
+                    const float* src = packed + ((std::size_t(cb) * 9 + k) * cin + ci) * 16;
+                    for (int l = 0; l < 16; ++l) g[k / 3][k % 3][l] = src[l];
+                }
                 for (int i = 0; i < 6; ++i)
-                    for (int j = 0; j < 3; ++j) t[i][j] = G[i][0] * g[0][j] + G[i][1] * g[1][j] + G[i][2] * g[2][j];
+                    for (int j = 0; j < 3; ++j)
+                        for (int l = 0; l < 16; ++l)
+                            t[i][j][l] = G[i][0] * g[0][j][l] + G[i][1] * g[1][j][l] + G[i][2] * g[2][j][l];
                 for (int i = 0; i < 6; ++i)
                     for (int j = 0; j < 6; ++j) {
-                        const double u = t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2];
-                        w.weight_[((std::size_t(i * 6 + j) * w.cout16_ + co / 16) * cin + ci) * 16 + co % 16] = float(u);
+                        float* dst = w.weight_.data() + ((std::size_t(i * 6 + j) * w.cout16_ + cb) * cin + ci) * 16;
+                        for (int l = 0; l < 16; ++l)
+                            dst[l] = float(t[i][0][l] * G[j][0] + t[i][1][l] * G[j][1] + t[i][2][l] * G[j][2]);
                     }
             }
         return w;
