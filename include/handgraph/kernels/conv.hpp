@@ -148,7 +148,7 @@ public:
                 for (std::size_t t = 0; t < kk; ++t)
                     dst[(t * cin + ci) * 16] = weight[(std::size_t(co) * cin + ci) * kk + t] * s;
         }
-        if (winograd && kernel == 3 && stride == 1 && pad == 1) c.wino_ = winograd_f4x4_3x3::prepare(c.weight_.data(), c.bias_.data(), cout, cin);
+        if (winograd && kernel == 3 && stride == 1 && pad == 1) c.wino_ = winograd_f4x4_3x3::prepare(cout, cin);
         return c;
     }
 
@@ -159,7 +159,7 @@ public:
     void run(const feature_map& in, feature_map& out, bool relu, const feature_map* residual, const exec& ex) const {
         check(in, out, residual);
         if (!ex.exact && wino_.ready() && wino_.worth_it(out.height, out.width)) {
-            wino_.run(in, out, relu, residual, ex);
+            wino_.run(weight_.data(), bias_.data(), in, out, relu, residual, ex);
             return;
         }
         run_direct(in, out, relu, residual, ex);
@@ -197,7 +197,7 @@ public:
                       const exec& ex) const {
         if (!wino_.ready()) throw error("conv2d::run_winograd: not a 3x3 stride-1 pad-1 layer");
         check(in, out, residual);
-        wino_.run(in, out, relu, residual, ex);
+        wino_.run(weight_.data(), bias_.data(), in, out, relu, residual, ex);
     }
 
     // Whether run() uses the Winograd kernel for an output of this size.

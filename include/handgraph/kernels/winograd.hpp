@@ -50,7 +50,7 @@ struct winograd_args {
     int res_cpad;
     int height, width;  // of in and out
     int cin;
-    const float* weight;  // U: [36][cout16][cin][16]
+    const float* weight;  // U: [36][cout16][cin][16] (transformed by winograd_weights_fn)
     const float* bias;    // [cout16 * 16]
     int cout16;
     bool relu;
@@ -235,48 +235,72 @@ HANDGRAPH_OMP_FOR(a.threads, a.threads > 1)
 
 HANDGRAPH_KERNEL_DECLARE(winograd_fn, winograd_args)
 
-#define HANDGRAPH_WINOGRAD_INSTANTIATE(arch) HANDGRAPH_KERNEL_INSTANTIATE_ONE(winograd_fn, winograd_args, arch)
+// U = G g G^T for every (output block, input channel), from the direct kernel's packed
+// weights [cout16][9][cin][16] into U [36][cout16][cin][16].
+struct winograd_weights_args {
+    const float* packed;
+    float* u;
+    int cout16, cin;
+    int threads;
+};
+
+struct winograd_weights_fn {
+    template <class Arch>
+    void operator()(Arch, const winograd_weights_args& a) const;
+};
+
+// In double, rounded once to float (a float transform cost the network 20% more error):
+// plain loops over the 16 lanes, which the compiler vectorises with the Arch TU's flags.
+template <class Arch>
+void winograd_weights_fn::operator()(Arch, const winograd_weights_args& a) const {
+    // G of F(4x4, 3x3), points 0, 1, -1, 2, -2.
+    static constexpr double G[6][3] = {{1.0 / 4, 0, 0},
+                                       {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                       {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                       {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                       {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                                       {0, 0, 1}};
+    const int cin = a.cin, items = a.cout16 * cin;
+    const std::ptrdiff_t xs = std::ptrdiff_t(a.cout16) * cin * 16;  // floats between U[xi] planes
+    [[maybe_unused]] const bool par = a.threads > 1 && items >= 256;
+HANDGRAPH_OMP_FOR(a.threads, par)
+    for (int it = 0; it < items; ++it) {
+        const int cb = it / cin, ci = it % cin;
+        const float* src = a.packed + (std::ptrdiff_t(cb) * 9 * cin + ci) * 16;
+        float* dst = a.u + std::ptrdiff_t(it) * 16;
+        alignas(64) double g[3][3][16], t[6][3][16];
+        for (int k = 0; k < 9; ++k)
+            for (int l = 0; l < 16; ++l) g[k / 3][k % 3][l] = double(src[std::ptrdiff_t(k) * cin * 16 + l]);
+        for (int i = 0; i < 6; ++i)
+            for (int j = 0; j < 3; ++j)
+                for (int l = 0; l < 16; ++l) t[i][j][l] = G[i][0] * g[0][j][l] + G[i][1] * g[1][j][l] + G[i][2] * g[2][j][l];
+        for (int i = 0; i < 6; ++i)
+            for (int j = 0; j < 6; ++j) {
+                float* d = dst + (i * 6 + j) * xs;
+                for (int l = 0; l < 16; ++l) d[l] = float(t[i][0][l] * G[j][0] + t[i][1][l] * G[j][1] + t[i][2][l] * G[j][2]);
+            }
+    }
+}
+
+HANDGRAPH_KERNEL_DECLARE(winograd_weights_fn, winograd_weights_args)
+
+#define HANDGRAPH_WINOGRAD_INSTANTIATE(arch)                                 \
+    HANDGRAPH_KERNEL_INSTANTIATE_ONE(winograd_fn, winograd_args, arch)       \
+    HANDGRAPH_KERNEL_INSTANTIATE_ONE(winograd_weights_fn, winograd_weights_args, arch)
 
 }  // namespace detail
 
 // Winograd F(4x4, 3x3) weights of one 3x3 stride-1 pad-1 layer, and its runner. Move-only.
 class winograd_f4x4_3x3 {
 public:
-    // From the direct kernel's packed weights [cout16][9][cin][16] (affine already folded)
-    // and bias [cout16 * 16].
-    static winograd_f4x4_3x3 prepare(const float* packed, const float* bias, int cout, int cin) {
-        static const double G[6][3] = {{1.0 / 4, 0, 0},
-                                       {-1.0 / 6, -1.0 / 6, -1.0 / 6},
-                                       {-1.0 / 6, 1.0 / 6, -1.0 / 6},
-                                       {1.0 / 24, 1.0 / 12, 1.0 / 6},
-                                       {1.0 / 24, -1.0 / 12, 1.0 / 6},
-                                       {0, 0, 1}};
+    // For a layer of cout x cin 3x3 filters. Holds no transformed weights: run() transforms the
+    // direct kernel's packed weights [cout16][9][cin][16] (affine folded) of the layer's
+    // weights into a per-thread scratch on every call (about 0.1 ms for 128 -> 128, against
+    // 4x the direct weights' memory held for every layer; benchmarks/NOTES.md).
+    static winograd_f4x4_3x3 prepare(int cout, int cin) {
         winograd_f4x4_3x3 w;
         w.cin_ = cin;
         w.cout16_ = round_up(cout, channel_block) / channel_block;
-        w.weight_.resize(std::size_t(36) * w.cout16_ * cin * 16);
-        w.bias_.resize(std::size_t(w.cout16_) * 16);
-        for (std::size_t i = 0; i < w.bias_.size(); ++i) w.bias_[i] = bias[i];
-        // 16 output channels at a time (the packed layouts' inner index), so reads and writes
-        // run along contiguous 16-float rows and the lane loops vectorise.
-        for (int cb = 0; cb < w.cout16_; ++cb)
-            for (int ci = 0; ci < cin; ++ci) {
-                double g[3][3][16], t[6][3][16];
-                for (int k = 0; k < 9; ++k) {
-                    const float* src = packed + ((std::size_t(cb) * 9 + k) * cin + ci) * 16;
-                    for (int l = 0; l < 16; ++l) g[k / 3][k % 3][l] = src[l];
-                }
-                for (int i = 0; i < 6; ++i)
-                    for (int j = 0; j < 3; ++j)
-                        for (int l = 0; l < 16; ++l)
-                            t[i][j][l] = G[i][0] * g[0][j][l] + G[i][1] * g[1][j][l] + G[i][2] * g[2][j][l];
-                for (int i = 0; i < 6; ++i)
-                    for (int j = 0; j < 6; ++j) {
-                        float* dst = w.weight_.data() + ((std::size_t(i * 6 + j) * w.cout16_ + cb) * cin + ci) * 16;
-                        for (int l = 0; l < 16; ++l)
-                            dst[l] = float(t[i][0][l] * G[j][0] + t[i][1][l] * G[j][1] + t[i][2][l] * G[j][2]);
-                    }
-            }
         return w;
     }
 
@@ -286,8 +310,9 @@ public:
     bool worth_it(int out_h, int out_w) const { return out_h >= 1 && out_w >= 1; }
 
     // Preconditions (conv2d::run checks them): in has cin channels and border >= 1, out has
-    // in's size and cout channels, residual (optional) out's shape.
-    void run(const feature_map& in, feature_map& out, bool relu, const feature_map* residual, const exec& ex) const {
+    // in's size and cout channels, residual (optional) out's shape; `packed` and `bias` are
+    // the direct kernel's (as given to prepare; conv2d passes its own, which move with it).
+    void run(const float* packed, const float* bias, const feature_map& in, feature_map& out, bool relu, const feature_map* residual, const exec& ex) const {
         detail::winograd_args a;
         a.in = in.pixel(0, 0);
         a.in_row = std::ptrdiff_t(in.row_stride());
@@ -301,8 +326,7 @@ public:
         a.height = out.height;
         a.width = out.width;
         a.cin = cin_;
-        a.weight = weight_.data();
-        a.bias = bias_.data();
+        a.bias = bias;
         a.cout16 = cout16_;
         a.relu = relu;
         a.threads = detail::thread_count(ex);
@@ -312,7 +336,12 @@ public:
         a.scratch_per_thread = std::size_t(36) * a.chunk * (std::size_t(in.cpad) + detail::winograd_group) +
                                std::size_t(36) * in.cpad;
         a.scratch_per_thread = (a.scratch_per_thread + 15) / 16 * 16;
-        a.scratch = scratch(a.scratch_per_thread * std::size_t(a.threads));
+        const std::size_t ufloats = std::size_t(36) * cout16_ * cin_ * 16;
+        float* s = scratch(ufloats + a.scratch_per_thread * std::size_t(a.threads));
+        detail::winograd_weights_args wa{packed, s, cout16_, cin_, a.threads};
+        detail::dispatch_call(detail::winograd_weights_fn{}, wa, ex);
+        a.weight = s;
+        a.scratch = s + ufloats;
         detail::dispatch_call(detail::winograd_fn{}, a, ex);
     }
 
@@ -336,7 +365,6 @@ private:
         return h.p.get();
     }
     int cin_ = 0, cout16_ = 0;
-    aligned_buffer weight_, bias_;
 };
 
 }  // namespace kernels
