@@ -204,6 +204,25 @@ TEST_CASE("conv2d: Winograd F(4x4,3x3) matches the reference") {
         }
     }
     MESSAGE("Winograd F(4x4,3x3): max |err| / max |ref| = " << worst);
+    {
+        // prepare(..., winograd = false): a 3x3 layer that only runs the direct kernel;
+        // exec::exact makes a Winograd layer run the direct kernel (bit-identical to run_direct).
+        std::vector<float> w3 = random_vector(std::size_t(24) * 20 * 9, rng, -0.2f, 0.2f), b3 = random_vector(24, rng);
+        conv2d direct_only = conv2d::prepare(w3.data(), b3.data(), 24, 20, 3, 1, 1, nullptr, nullptr, false);
+        conv2d both = conv2d::prepare(w3.data(), b3.data(), 24, 20, 3, 1, 1);
+        feature_map in3(12, 12, 20, 1), o1(12, 12, 24, 0), o2(12, 12, 24, 0), o3(12, 12, 24, 0);
+        fill_random(in3, rng);
+        CHECK_FALSE(direct_only.uses_winograd(12, 12));
+        CHECK(both.uses_winograd(12, 12));
+        CHECK_THROWS_AS(direct_only.run_winograd(in3, o1, false, nullptr, exec{}), handgraph::error);
+        direct_only.run(in3, o1, true, nullptr, exec{2});
+        both.run_direct(in3, o2, true, nullptr, exec{1});
+        exec exact{2};
+        exact.exact = true;
+        both.run(in3, o3, true, nullptr, exact);
+        CHECK(same_bits(o1, o2));
+        CHECK(same_bits(o1, o3));
+    }
     std::vector<float> w(16 * 16 * 9, 0.1f);
     conv2d strided = conv2d::prepare(w.data(), nullptr, 16, 16, 3, 2, 1);
     feature_map in(8, 8, 16, 1), out(4, 4, 16, 0);
