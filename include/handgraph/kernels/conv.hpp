@@ -137,16 +137,28 @@ public:
         c.cout16_ = round_up(cout, channel_block) / channel_block;
         const std::size_t kk = std::size_t(kernel) * kernel;
         const std::size_t gs = kk * cin * 16;
-        c.weight_.resize(c.cout16_ * gs);
+        c.weight_.resize_uninitialized(c.cout16_ * gs);  // every value written below
         c.bias_.resize(std::size_t(c.cout16_) * 16);
         for (int co = 0; co < cout; ++co) {
             const float s = scale ? scale[co] : 1.0f;
             const float b = bias ? bias[co] : 0.0f;
             c.bias_[co] = scale || shift ? b * s + (shift ? shift[co] : 0.0f) : b;
-            float* dst = c.weight_.data() + (co / 16) * gs + (co % 16);
-            for (int ci = 0; ci < cin; ++ci)
-                for (std::size_t t = 0; t < kk; ++t)
-                    dst[(t * cin + ci) * 16] = weight[(std::size_t(co) * cin + ci) * kk + t] * s;
+        }
+        // Output order (each 16-float row written once, front to back; padding channels 0).
+        for (int cb = 0; cb < c.cout16_; ++cb) {
+            const int n = cout - cb * 16 < 16 ? cout - cb * 16 : 16;  // real channels of the block
+            float sc[16];
+            const float* src[16];
+            for (int l = 0; l < n; ++l) {
+                sc[l] = scale ? scale[cb * 16 + l] : 1.0f;
+                src[l] = weight + std::size_t(cb * 16 + l) * cin * kk;
+            }
+            float* dst = c.weight_.data() + std::size_t(cb) * gs;
+            for (std::size_t t = 0; t < kk; ++t)
+                for (int ci = 0; ci < cin; ++ci, dst += 16) {
+                    for (int l = 0; l < n; ++l) dst[l] = src[l][std::size_t(ci) * kk + t] * sc[l];
+                    for (int l = n; l < 16; ++l) dst[l] = 0.0f;
+                }
         }
         if (winograd && kernel == 3 && stride == 1 && pad == 1) c.wino_ = winograd_f4x4_3x3::prepare(cout, cin);
         return c;
