@@ -104,9 +104,12 @@ void check_pipeline(bool exact_mode) {
             hand_estimate e = m.estimate(img.data(), &p, opt);
 
             // Against the float64 evaluation of the same network (the exact answer up to
-            // ~1e-16): the bound, 1e-5 relative. Against PyTorch's own float32
-            // run, whose rounding differs from ours by about as much as each differs from
-            // float64 (both ~1e-5 after ~100 layers), the bound is 5e-5.
+            // ~1e-16): the bound, 1e-5 relative, except where PyTorch's own float32
+            // run is itself further than that from float64 (up to 1.36e-5 on this fixture's
+            // mesh_raw, enc_1, depths): there no float32 implementation can promise 1e-5,
+            // and the bound is 1.5x PyTorch's own error. Against PyTorch's float32 run,
+            // whose rounding differs from ours by about as much as each differs from
+            // float64, the bound is 5e-5.
             const std::size_t hsz = 21 * 64 * 64;
             auto check = [&](const char* name, const float* ours, std::size_t n) {
                 auto exact = ref.values<double>(std::string(name) + "_f64");
@@ -114,9 +117,11 @@ void check_pipeline(bool exact_mode) {
                 REQUIRE(exact.size() == n);
                 std::vector<float> exact_f(exact.begin(), exact.end());
                 double e64 = rel_error(ours, exact_f.data(), n), e32 = rel_error(ours, f32.data(), n);
+                double torch64 = rel_error(f32.data(), exact_f.data(), n);  // PyTorch float32 vs float64
                 const std::string array = name;
                 CAPTURE(array);
-                CHECK(e64 <= 1e-5);
+                CAPTURE(torch64);
+                CHECK(e64 <= std::max(1e-5, 1.5 * torch64));
                 CHECK(e32 <= 5e-5);
                 worst64 = std::max(worst64, e64);
                 worst32 = std::max(worst32, e32);
