@@ -139,6 +139,9 @@ int run(int argc, char** argv) {
     if (!json_out.empty()) check_writable("--json", json_out);
     if (!obj_out.empty()) check_writable("--obj", obj_out);
 
+    // The crop before the model: a bad image is refused without loading the weights.
+    std::vector<unsigned char> crop = image.empty() ? handgraph::demo_crop() : load_crop(image);
+
     using clock = std::chrono::steady_clock;
     auto t0 = clock::now();
     std::string model_desc, template_desc;
@@ -152,7 +155,6 @@ int run(int argc, char** argv) {
         return handgraph::random_model(1, t);
     }();
     double load_ms = std::chrono::duration<double, std::milli>(clock::now() - t0).count();
-    std::vector<unsigned char> crop = image.empty() ? handgraph::demo_crop() : load_crop(image);
     bool demo_params = given == 0 && image.empty();
     if (demo_params) params = handgraph::demo_params();
     const bool metric = given == 4 || demo_params;
