@@ -32,13 +32,23 @@ namespace fs = std::filesystem;
 #ifndef HANDGRAPH_TEST_TSAN
 #define HANDGRAPH_TEST_TSAN 0
 #endif
+#if defined(__SANITIZE_ADDRESS__)
+#define HANDGRAPH_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HANDGRAPH_TEST_ASAN 1
+#endif
+#endif
+#ifndef HANDGRAPH_TEST_ASAN
+#define HANDGRAPH_TEST_ASAN 0
+#endif
 
 namespace {
 
 // Threads per estimate() call inside each std::thread: nested OpenMP teams in the normal
 // build; one under ThreadSanitizer.
 constexpr int call_threads = HANDGRAPH_TEST_TSAN ? 1 : 2;
-constexpr int rounds = HANDGRAPH_TEST_TSAN ? 1 : 2;
+constexpr int rounds = HANDGRAPH_TEST_TSAN || HANDGRAPH_TEST_ASAN ? 1 : 2;  // sanitizers: slower, one round
 constexpr int num_threads = 4;
 
 template <class T>

@@ -41,6 +41,9 @@ WEIGHTS = os.path.join(TESTDATA, "seed1", "weights.safetensors")
 CROP = os.path.join(TESTDATA, "images", "synthetic_0.png")
 # Sanitizer builds run several times slower: the limit only has to catch hangs.
 TIMEOUT = float(os.environ.get("HANDGRAPH_ROBUSTNESS_TIMEOUT", "300"))
+# tools/run_sanitizers.sh sets HANDGRAPH_ROBUSTNESS_QUICK=1: fewer of the cases that run
+# the whole network (random pokes, format twins); every kind of input is still tried.
+QUICK = os.environ.get("HANDGRAPH_ROBUSTNESS_QUICK", "") == "1"
 
 try:
     import numpy as np
@@ -174,7 +177,7 @@ class WeightFiles(Demo):
     def test_poked_header(self):
         rng = random.Random(11)
         outcomes = []
-        for i in range(24):
+        for i in range(8 if QUICK else 24):
             data = bytearray(self.raw)
             for _ in range(rng.choice((1, 1, 2, 3))):
                 pos = 8 + rng.randrange(self.n) if rng.random() < 0.9 else rng.randrange(8)
@@ -183,11 +186,11 @@ class WeightFiles(Demo):
             with self.subTest(i=i):
                 outcomes.append(self.refused_or_correct("--weights", p, "--image", CROP, names=(p,)))
             os.remove(p)
-        self.assertGreater(sum(o != "ok" for o in outcomes), 12, "header pokes should mostly be refused: %s" % outcomes)
+        self.assertGreater(sum(o != "ok" for o in outcomes), len(outcomes) // 2, "header pokes should mostly be refused: %s" % outcomes)
 
     def test_poked_data(self):
         rng = random.Random(12)
-        for i in range(4):
+        for i in range(1 if QUICK else 4):
             data = bytearray(self.raw)
             for _ in range(rng.choice((1, 4, 16))):
                 pos = self.base + rng.randrange(len(self.raw) - self.base)
@@ -369,6 +372,8 @@ class Images(Demo):
             ("bgr16.png", wide, self.bgr),
             ("grey16.png", grey.astype(np.uint16) * 256 + 3, grey_bgr),
         ]
+        if QUICK:
+            cases = cases[:1] + cases[3:4]
         ref_cache = {}
         for name, array, equivalent in cases:
             with self.subTest(name=name):
