@@ -351,8 +351,8 @@ def _read_legacy(raw):
 def _read_zip(path, raw):
     try:
         zf = zipfile.ZipFile(io.BytesIO(raw))
-    except (zipfile.BadZipFile, ValueError, EOFError, OSError) as e:  # ValueError: e.g. a damaged UTF-8 name
-        raise ConvertError("corrupt or truncated zip archive (%s)" % e)
+    except Exception as e:  # BadZipFile, a damaged UTF-8 name, an unknown zip version, ...
+        raise ConvertError("corrupt or truncated zip archive (%s: %s)" % (type(e).__name__, e))
     with zf:
         names = [n for n in zf.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
         if len(names) != 1:
@@ -658,6 +658,12 @@ def convert(checkpoint_dir, template, output):
     return len(tensors), len(head) + sum(len(b) for b in blobs)
 
 
+def _printable(message):
+    """One printable line: characters a checkpoint put into a key or storage name
+    (newlines, terminal escape sequences, other separators) are shown escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         sys.stderr.write("error: %s (see --help)\n" % message)
@@ -685,13 +691,13 @@ def main(argv=None):
             raise ConvertError("%s: not a directory" % args.checkpoint_dir)
         count, size = convert(args.checkpoint_dir, args.template, args.output)
     except ConvertError as e:
-        sys.stderr.write("error: %s\n" % str(e).replace("\n", " "))
+        sys.stderr.write("error: %s\n" % _printable(str(e)))
         return 1
     except MemoryError:
         sys.stderr.write("error: out of memory\n")
         return 1
     except Exception as e:  # a bug: still one line, never a partial output
-        sys.stderr.write("error: internal error (%s: %s)\n" % (type(e).__name__, str(e).replace("\n", " ")))
+        sys.stderr.write("error: internal error (%s: %s)\n" % (type(e).__name__, _printable(str(e))))
         return 1
     print("wrote %s: %d tensors, %d bytes" % (args.output, count, size))
     return 0
