@@ -251,6 +251,13 @@ class WeightFiles(Demo):
         p = self.rewrite("extra.safetensors", extra)
         self.refused("--weights", p, "--image", CROP, names=(p, "unexpected", "net_hm.extra.weight"))
 
+        def hostile_name(h):  # a name carrying a newline and a terminal escape sequence
+            end = len(self.raw) - self.base
+            h["net_hm.x\n\x1b[2Jerror: fake"] = {"dtype": "F32", "shape": [1], "data_offsets": [end, end + 4]}
+            return self.raw[self.base:] + bytes(4)
+        p = self.rewrite("hostile_name.safetensors", hostile_name)
+        self.refused("--weights", p, "--image", CROP, names=(p, "unexpected", "net_hm.x\\x0a\\x1b[2Jerror: fake"))
+
         def version(h):
             h["__metadata__"]["format_version"] = "2"
         p = self.rewrite("version.safetensors", version)
