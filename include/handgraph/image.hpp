@@ -173,6 +173,33 @@ inline std::string jpeg_table_problem(const unsigned char* p, std::size_t n) {
     return {};
 }
 
+// stb_image 2.27 parses the width, height and maximum of a binary PGM/PPM header into an
+// int without an overflow check (signed overflow: undefined behaviour; found by
+// tests/fuzz/fuzz_image with UBSan). Read the header as stb does and refuse a number over
+// INT_MAX first. Returns an empty string when the header is fine (or not PNM).
+inline std::string pnm_header_problem(const unsigned char* p, std::size_t n) {
+    if (n < 2 || p[0] != 'P' || (p[1] != '5' && p[1] != '6')) return {};
+    std::size_t i = 2;  // the next byte stb reads; it reads 0 past the end
+    auto get = [&]() { return i < n ? static_cast<char>(p[i++]) : '\0'; };
+    auto at_end = [&]() { return i >= n; };
+    auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; };
+    char c = get();
+    for (int field = 0; field < 3; ++field) {  // width, height, maximum value
+        for (;;) {  // whitespace, then comments to the end of their line
+            while (!at_end() && space(c)) c = get();
+            if (at_end() || c != '#') break;
+            while (!at_end() && c != '\n' && c != '\r') c = get();
+        }
+        std::int64_t value = 0;
+        while (!at_end() && c >= '0' && c <= '9') {
+            value = value * 10 + (c - '0');
+            if (value > std::numeric_limits<int>::max()) return "PNM header number over 2^31";
+            c = get();
+        }
+    }
+    return {};
+}
+
 }  // namespace detail
 
 // Decodes an image held in memory into BGR; `origin` names it in messages.
@@ -182,8 +209,9 @@ inline image decode_image(const void* data, std::size_t size, const std::string&
     if (size > std::size_t(std::numeric_limits<int>::max())) throw error(where + ": larger than 2 GiB");
     const auto* bytes = static_cast<const stbi_uc*>(data);
     int len = int(size), w = 0, h = 0, comp = 0;
-    // Before stbi_info: its header pass already builds the Huffman tables.
+    // Guards for flaws of stb 2.27, before stbi_info (whose header pass already hits them).
     if (std::string bad = detail::jpeg_table_problem(bytes, size); !bad.empty()) throw error(where + ": damaged JPEG (" + bad + ")");
+    if (std::string bad = detail::pnm_header_problem(bytes, size); !bad.empty()) throw error(where + ": damaged PNM (" + bad + ")");
     if (!stbi_info_from_memory(bytes, len, &w, &h, &comp))
         throw error(where + ": not an image stb_image can read (" + detail::stb_reason() + ")");
     if (w <= 0 || h <= 0) throw error(where + ": invalid size " + std::to_string(w) + "x" + std::to_string(h));
