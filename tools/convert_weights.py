@@ -27,6 +27,7 @@ import json
 import math
 import os
 import pickle
+import pickletools
 import struct
 import sys
 import tempfile
@@ -300,7 +301,24 @@ class RestrictedUnpickler(pickle.Unpickler):
 # The two serialisations
 # ---------------------------------------------------------------------------------
 
+# Opcodes no state dict uses and the C unpickler mishandles on damaged input: protocol 5's
+# bytearray and out-of-band buffers (a huge BYTEARRAY8 length left CPython 3.11 printing
+# "SystemError: deallocated bytearray object has exported buffers" to stderr; found by
+# tests/fuzz/unpickler_mutation.py). Refused by a pass over the opcodes before unpickling.
+_REFUSED_OPCODES = frozenset(("BYTEARRAY8", "NEXT_BUFFER", "READONLY_BUFFER"))
+
+
 def _unpickle(f, storages, legacy):
+    start = f.tell()
+    try:
+        for op, _arg, _pos in pickletools.genops(f):
+            if op.name in _REFUSED_OPCODES:
+                raise ConvertError("refusing pickle opcode %s (not used by a state dict)" % op.name)
+    except ConvertError:
+        raise
+    except Exception as e:  # truncated or corrupt pickle stream
+        raise ConvertError("corrupt or truncated pickle (%s: %s)" % (type(e).__name__, e))
+    f.seek(start)
     try:
         return RestrictedUnpickler(f, storages, legacy).load()
     except ConvertError:
