@@ -12,7 +12,8 @@ Runs $HANDGRAPH_BINARY_DIR/examples/hand_demo on the fixture's weight file
   - NaN / Inf in network and template tensors (refused at load, naming the tensor), and
     finite weights so large that the outputs overflow (refused, nothing written);
   - crops of the wrong size, damaged images (truncated, garbage, empty, a folder, HDR, a
-    JPEG whose Huffman table overruns stb 2.27), grey / grey+alpha / RGBA / 16-bit crops
+    JPEG whose Huffman table overruns stb 2.27, a PNM header number over 2^31, an image
+    over the pixel budget), grey / grey+alpha / RGBA / 16-bit crops
     (converted as image.hpp documents: equal to the 8-bit BGR crop they stand for);
   - output paths that cannot be written (missing folder, a folder, under a file, a
     read-only place), bad flags, nonexistent files;
@@ -350,6 +351,9 @@ class Images(Demo):
             "truncated.jpg": jpg[:300],
             "text.png": b"this is not an image\n" * 10,
             "tiny.hdr": b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 256 +X 256\n" + bytes(16),
+            # stb 2.27 parses PNM header numbers into an int unchecked (signed overflow).
+            "overflow.pgm": b"P5\n256\n" + b"9" * 40 + b"\n255\n" + bytes(64),
+            "huge.ppm": b"P6\n# comment\n100000 100000\n255\n" + bytes(64),
         }
         # A JPEG whose Huffman table claims more than 256 codes: stb 2.27 would write past
         # its tables (before and after the frame header). Refused before stb sees it.
@@ -362,6 +366,10 @@ class Images(Demo):
                 msg = self.refused("--weights", WEIGHTS, "--image", p, "--json", "{out}/r.json", names=(p,))
                 if name.startswith("dht"):
                     self.assertIn("Huffman", msg)
+                if name == "overflow.pgm":
+                    self.assertIn("PNM", msg)
+                if name == "huge.ppm":
+                    self.assertIn("budget", msg)
         self.refused("--weights", WEIGHTS, "--image", self.tmp, "--json", "{out}/r.json", names=(self.tmp,))
 
     def test_channels_and_depth(self):
