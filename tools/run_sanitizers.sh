@@ -21,9 +21,11 @@
 #     The CTest fixture (tests/reference/make_testdata.py) is reused from a finished
 #     build (HANDGRAPH_FIXTURE_FROM, default build-ci then build) when one exists:
 #     its stamp makes the rerun return at once.
-#  2. TSan: test_robustness (one model used from 4 std::threads at once, results equal
-#     to sequential use) built with -fsanitize=thread and OpenMP off (libgomp is not
-#     TSan-instrumented and gives false reports; the test then uses threads=1 per call).
+#  2. TSan: test_parallel (the kernels' worker pool: loops on several threads, several
+#     calling threads with their own pools) and test_robustness (one model used from 4
+#     std::threads at once, results equal to sequential use), built with -fsanitize=thread
+#     and OpenMP off (libgomp is not TSan-instrumented and gives false reports; the
+#     kernels' own pool does not use OpenMP).
 # Exit status: non-zero when a build or a test fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -76,8 +78,9 @@ tsan="$build-tsan"
 cmake -S . -B "$tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHANDGRAPH_USE_OPENMP=OFF \
   -DCMAKE_CXX_FLAGS="-fsanitize=thread -fno-omit-frame-pointer" -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" \
   -DHANDGRAPH_BUILD_BENCHMARKS=OFF -DHANDGRAPH_BUILD_EXAMPLES=OFF >/dev/null
-cmake --build "$tsan" -j "$jobs" --target test_robustness
+cmake --build "$tsan" -j "$jobs" --target test_robustness test_parallel
 export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1"
+"$tsan/tests/test_parallel"
 HANDGRAPH_TESTDATA="$(cd "$build/tests/testdata" && pwd)" HANDGRAPH_SOURCE_DIR="$PWD" \
   HANDGRAPH_BINARY_DIR="$PWD/$tsan" "$tsan/tests/test_robustness"
 t2=$(date +%s)

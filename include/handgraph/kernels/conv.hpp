@@ -45,6 +45,7 @@ struct conv_args {
     int cout16;
     bool relu;
     int threads;
+    parallel_runner par = nullptr;  // null: serial
 };
 
 // Output row `oy`, output blocks [g, g + NB).
@@ -92,12 +93,11 @@ void conv_direct_fn::operator()(Arch, const conv_args& a) const {
     constexpr int NB = conv_tile_shape<Arch>::blocks;
     const int ngroups = (a.cout16 + NB - 1) / NB;
     const int items = a.out_h * ngroups;
-HANDGRAPH_OMP_FOR(a.threads, a.threads > 1)
-    for (int it = 0; it < items; ++it) {
+    parallel_for(a.par, a.threads, true, items, 1, [&](int it, int) {
         int oy = it / ngroups, g = (it % ngroups) * NB;
         int nb = a.cout16 - g < NB ? a.cout16 - g : NB;
         conv_direct_blocks<Arch, NB>::run(nb, a, oy, g);
-    }
+    });
 }
 
 HANDGRAPH_KERNEL_DECLARE(conv_direct_fn, conv_args)
@@ -201,6 +201,7 @@ public:
         a.cout16 = cout16_;
         a.relu = relu;
         a.threads = detail::thread_count(ex);
+        a.par = &detail::pool_run;
         detail::dispatch_call(detail::conv_direct_fn{}, a, ex);
     }
 

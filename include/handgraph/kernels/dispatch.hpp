@@ -12,7 +12,7 @@
 // Arch-templated code takes raw pointers and integers only and calls nothing that is not
 // itself templated on Arch, so no AVX-512 code can leak out of kernels_avx512.cpp through an
 // inline function the linker happens to pick from that object.
-// Depends on xsimd (8.x) and OpenMP when enabled.
+// Depends on xsimd (8.x).
 #pragma once
 #include <xsimd/xsimd.hpp>
 
@@ -23,12 +23,14 @@
 #include <vector>
 
 #include "../error.hpp"
+#include "parallel.hpp"
 
 namespace handgraph {
 namespace kernels {
 
-// Execution options of one kernel call. `threads` goes to OpenMP `num_threads` clauses;
-// the kernels never touch global OpenMP state, so a model can be shared between threads.
+// Execution options of one kernel call. `threads`: how many threads a kernel's loop may use
+// (the calling thread and its own helpers, parallel.hpp), so a model can be shared between
+// threads.
 // Results do not depend on `threads` (bit-identical).
 // `arch` (tests, benchmarks): null for the best instruction set of this CPU, or the name of
 // one (see available_arch_names()) to use it or the best one below it.
@@ -107,15 +109,6 @@ inline std::vector<std::string> arch_names_available(xsimd::arch_list<Archs...>)
 }
 
 inline int thread_count(const exec& ex) { return ex.threads < 1 ? 1 : ex.threads; }
-
-// `#pragma omp parallel for` over a loop, with `threads` threads when `cond`, static
-// schedule; nothing without OpenMP.
-#if defined(_OPENMP)
-#define HANDGRAPH_PRAGMA(x) _Pragma(#x)
-#define HANDGRAPH_OMP_FOR(threads, cond) HANDGRAPH_PRAGMA(omp parallel for num_threads(threads) if (cond) schedule(static))
-#else
-#define HANDGRAPH_OMP_FOR(threads, cond)
-#endif
 
 // Declares (HANDGRAPH_KERNELS_DISPATCH) the per-ISA instantiations of a kernel functor, or
 // instantiates one (in tools/runtime/kernels_<isa>.cpp).

@@ -32,6 +32,7 @@ struct eltwise_args {
     const float* scale;       // [cpad], zero in the padding
     const float* shift;       // [cpad], zero in the padding
     int threads;
+    parallel_runner par;  // null: serial
 };
 
 struct eltwise_fn {
@@ -46,8 +47,7 @@ void eltwise_fn::operator()(Arch, const eltwise_args& a) const {
     const int n = a.width * a.cpad;  // floats per interior row of out
     [[maybe_unused]] const bool par = a.threads > 1 && std::ptrdiff_t(a.height) * n >= 16384;
     const int cpad = a.cpad;
-HANDGRAPH_OMP_FOR(a.threads, par)
-    for (int y = 0; y < a.height; ++y) {
+    parallel_for(a.par, a.threads, par, a.height, 1, [&](int y, int) {
         float* o = a.out + y * a.out_row;
         switch (a.op) {
             case eltwise_op::scale_shift_relu: {
@@ -91,7 +91,7 @@ HANDGRAPH_OMP_FOR(a.threads, par)
                 break;
             }
         }
-    }
+    });
 }
 
 HANDGRAPH_KERNEL_DECLARE(eltwise_fn, eltwise_args)
@@ -121,6 +121,7 @@ inline eltwise_args eltwise_base(eltwise_op op, const feature_map& a, feature_ma
     e.width = out.width;
     e.cpad = out.cpad;
     e.threads = thread_count(ex);
+    e.par = &pool_run;
     return e;
 }
 

@@ -27,6 +27,7 @@ struct linear_args {
     float* y;        // [out]
     bool relu;
     int threads;
+    parallel_runner par = nullptr;  // null: serial
 };
 
 struct linear_fn {
@@ -40,8 +41,7 @@ void linear_fn::operator()(Arch, const linear_args& a) const {
     constexpr int L = int(B::size), R = 16 / L;
     const int in = a.in;
     [[maybe_unused]] const bool par = a.threads > 1 && std::ptrdiff_t(a.out16) * in >= 16384;
-HANDGRAPH_OMP_FOR(a.threads, par)
-    for (int ob = 0; ob < a.out16; ++ob) {
+    parallel_for(a.par, a.threads, par, a.out16, 1, [&](int ob, int) {
         const float* w = a.weight + std::ptrdiff_t(ob) * in * 16;
         const float* x = a.x;
         B acc[4][R];
@@ -82,7 +82,7 @@ HANDGRAPH_OMP_FOR(a.threads, par)
         }
         const int n = a.out - ob * 16 < 16 ? a.out - ob * 16 : 16;
         for (int k = 0; k < n; ++k) a.y[ob * 16 + k] = tmp[k];
-    }
+    });
 }
 
 HANDGRAPH_KERNEL_DECLARE(linear_fn, linear_args)
@@ -125,6 +125,7 @@ public:
         a.y = y;
         a.relu = relu;
         a.threads = detail::thread_count(ex);
+        a.par = &detail::pool_run;
         detail::dispatch_call(detail::linear_fn{}, a, ex);
     }
 

@@ -27,10 +27,6 @@
 #include "conv_tile.hpp"
 #include "dispatch.hpp"
 
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
-
 namespace handgraph {
 namespace kernels {
 namespace detail {
@@ -55,6 +51,7 @@ struct winograd_args {
     int cout16;
     bool relu;
     int threads;
+    parallel_runner par = nullptr;  // null: serial
     int chunk;                       // tiles per chunk (<= winograd_max_chunk)
     float* scratch;                  // per thread: V [36][chunk][in_cpad], M [36][chunk][32], T [36][in_cpad]
     std::size_t scratch_per_thread;  // floats
@@ -185,14 +182,9 @@ void winograd_fn::operator()(Arch, const winograd_args& a) const {
         if (gsplit > ngroups) gsplit = ngroups;
     }
     alignas(64) static constexpr float zeros[winograd_group] = {};
-HANDGRAPH_OMP_FOR(a.threads, a.threads > 1)
-    for (int item = 0; item < chunks * gsplit; ++item) {
+    parallel_for(a.par, a.threads, a.threads > 1, chunks * gsplit, 1, [&](int item, int tid) {
         const int ch = item / gsplit, gi = item % gsplit;
         const int g_begin = gi * ngroups / gsplit * NB, g_end = (gi + 1) * ngroups / gsplit * NB;
-        int tid = 0;
-#if defined(_OPENMP)
-        tid = omp_get_thread_num();
-#endif
         float* V = a.scratch + std::size_t(tid) * a.scratch_per_thread;
         float* M = V + std::size_t(36) * a.chunk * cpad;
         float* T = M + std::size_t(36) * a.chunk * winograd_group;
@@ -230,7 +222,7 @@ HANDGRAPH_OMP_FOR(a.threads, a.threads > 1)
                                                std::ptrdiff_t(a.chunk) * winograd_group);
             }
         }
-    }
+    });
 }
 
 HANDGRAPH_KERNEL_DECLARE(winograd_fn, winograd_args)
@@ -242,6 +234,7 @@ struct winograd_weights_args {
     float* u;
     int cout16, cin;
     int threads;
+    parallel_runner par = nullptr;
 };
 
 struct winograd_weights_fn {
@@ -263,8 +256,7 @@ void winograd_weights_fn::operator()(Arch, const winograd_weights_args& a) const
     const int cin = a.cin, items = a.cout16 * cin;
     const std::ptrdiff_t xs = std::ptrdiff_t(a.cout16) * cin * 16;  // floats between U[xi] planes
     [[maybe_unused]] const bool par = a.threads > 1 && items >= 256;
-HANDGRAPH_OMP_FOR(a.threads, par)
-    for (int it = 0; it < items; ++it) {
+    parallel_for(a.par, a.threads, par, items, 16, [&](int it, int) {
         const int cb = it / cin, ci = it % cin;
         const float* src = a.packed + (std::ptrdiff_t(cb) * 9 * cin + ci) * 16;
         float* dst = a.u + std::ptrdiff_t(it) * 16;
@@ -279,7 +271,7 @@ HANDGRAPH_OMP_FOR(a.threads, par)
                 float* d = dst + (i * 6 + j) * xs;
                 for (int l = 0; l < 16; ++l) d[l] = float(t[i][0][l] * G[j][0] + t[i][1][l] * G[j][1] + t[i][2][l] * G[j][2]);
             }
-    }
+    });
 }
 
 HANDGRAPH_KERNEL_DECLARE(winograd_weights_fn, winograd_weights_args)
@@ -330,6 +322,7 @@ public:
         a.cout16 = cout16_;
         a.relu = relu;
         a.threads = detail::thread_count(ex);
+        a.par = &detail::pool_run;
         const int tiles = ((out.height + 3) / 4) * ((out.width + 3) / 4);
         // Chunk size depends on the map only, so results do not depend on the thread count.
         a.chunk = tiles >= 16 * detail::winograd_max_chunk ? detail::winograd_max_chunk : detail::winograd_max_chunk / 2;
@@ -338,7 +331,7 @@ public:
         a.scratch_per_thread = (a.scratch_per_thread + 15) / 16 * 16;
         const std::size_t ufloats = std::size_t(36) * cout16_ * cin_ * 16;
         float* s = scratch(ufloats + a.scratch_per_thread * std::size_t(a.threads));
-        detail::winograd_weights_args wa{packed, s, cout16_, cin_, a.threads};
+        detail::winograd_weights_args wa{packed, s, cout16_, cin_, a.threads, &detail::pool_run};
         detail::dispatch_call(detail::winograd_weights_fn{}, wa, ex);
         a.weight = s;
         a.scratch = s + ufloats;
@@ -346,7 +339,7 @@ public:
     }
 
 private:
-    // Scratch of the calling thread (for its whole OpenMP team), kept between calls: fresh
+    // Scratch of the calling thread (for all its loop's workers), kept between calls: fresh
     // pages cost page faults on every call otherwise. Grows, never shrinks; not zeroed.
     static float* scratch(std::size_t floats) {
         struct holder {
