@@ -161,7 +161,10 @@ public:
     }
 
     explicit model(const weight_file& w)
-        : hm_(std::make_unique<net_hm>(w)), feat_mesh_(std::make_unique<net_feat_mesh>(w)), mesh_pose_(std::make_unique<net_mesh_pose>(w)) {
+        : arena_(std::make_unique<detail::weight_arena>()),
+          hm_(in_arena<net_hm>(w)),
+          feat_mesh_(in_arena<net_feat_mesh>(w)),
+          mesh_pose_(in_arena<net_mesh_pose>(w)) {
         if (w.metadata("num_joints", "21") != "21" || w.metadata("num_stacks", "2") != "2" || w.metadata("num_features", "256") != "256")
             throw error(w.path() + ": hyper-parameters in the metadata (num_joints/num_stacks/num_features) differ from this network's 21/2/256");
         const tensor_info& vi = w.info("template.vertices");
@@ -185,10 +188,12 @@ public:
 
     model(model&& o) noexcept { *this = std::move(o); }
     model& operator=(model&& o) noexcept {
+        // The networks first: their weights live in the arena.
         hm_ = std::move(o.hm_);
         feat_mesh_ = std::move(o.feat_mesh_);
         mesh_pose_ = std::move(o.mesh_pose_);
         graph_ = std::move(o.graph_);
+        arena_ = std::move(o.arena_);
         init_graph_views();
         return *this;
     }
@@ -304,6 +309,14 @@ private:
         ops_.mask = mask_.data();
     }
 
+    // A network built with its prepared weights in arena_ (huge pages: a fast load).
+    template <class Net>
+    std::unique_ptr<Net> in_arena(const weight_file& w) {
+        detail::arena_scope scope(*arena_);
+        return std::make_unique<Net>(w);
+    }
+
+    std::unique_ptr<detail::weight_arena> arena_;  // declared first: destroyed after the networks
     std::unique_ptr<net_hm> hm_;
     std::unique_ptr<net_feat_mesh> feat_mesh_;
     std::unique_ptr<net_mesh_pose> mesh_pose_;

@@ -3,7 +3,7 @@
 // A FeatureMap holds one image's activations in HWC order (channels innermost), with
 // the channel count padded to a multiple of 16 (padding channels hold zeros) and a zero
 // border of `border` pixels on every side, so 3x3 kernels need no edge tests.
-// Depends on nothing but the standard library.
+// Depends on nothing but the standard library (and mmap/madvise on Linux).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -12,6 +12,12 @@
 #include <map>
 #include <memory>
 #include <new>
+#include <utility>
+#include <vector>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 namespace handgraph {
 
@@ -72,15 +78,111 @@ private:
     std::size_t held_ = 0;
 };
 
+// Memory for a model's prepared weights (~87 MB): chunks of 32 MiB, 2 MiB-aligned and, on
+// Linux, advised to use transparent huge pages, handed out front to back and freed all
+// together with the arena. Fresh memory costs a page fault per 4 KiB page on first touch,
+// which on some virtual machines costs ~1 ms per MB: half of a model's load time before the
+// arena (benchmarks/NOTES.md). aligned_buffer allocations made on a thread while an
+// arena_scope is alive there come from that arena.
+class weight_arena {
+public:
+    static constexpr std::size_t huge_page = std::size_t(2) << 20;
+    static constexpr std::size_t chunk_bytes = std::size_t(32) << 20;
+
+    weight_arena() = default;
+    weight_arena(const weight_arena&) = delete;
+    weight_arena& operator=(const weight_arena&) = delete;
+    ~weight_arena() {
+        for (const auto& c : chunks_) unmap(c.first, c.second);
+    }
+
+    // `bytes` (a multiple of 64) of zeroed memory, 64-byte aligned.
+    void* allocate(std::size_t bytes) {
+        if (bytes > chunk_bytes / 4) {  // a big buffer gets chunks of its own
+            void* p = map((bytes + huge_page - 1) / huge_page * huge_page);
+            return p;
+        }
+        if (!cur_ || used_ + bytes > chunk_bytes) {
+            cur_ = static_cast<unsigned char*>(map(chunk_bytes));
+            used_ = 0;
+        }
+        void* p = cur_ + used_;
+        used_ += bytes;
+        return p;
+    }
+    // Bytes of address space reserved (resident memory is what was touched).
+    std::size_t reserved() const {
+        std::size_t n = 0;
+        for (const auto& c : chunks_) n += c.second;
+        return n;
+    }
+
+    // The arena aligned_buffer allocations of this thread come from, or null.
+    static weight_arena*& current() {
+        static thread_local weight_arena* a = nullptr;
+        return a;
+    }
+
+private:
+    void* map(std::size_t bytes) {
+        void* p = nullptr;
+#if defined(__linux__)
+        // Over-map by a huge page and trim, so the chunk starts on a 2 MiB boundary.
+        void* q = ::mmap(nullptr, bytes + huge_page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (q == MAP_FAILED) throw std::bad_alloc();
+        const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(q);
+        const std::uintptr_t b = (a + huge_page - 1) / huge_page * huge_page;
+        if (b > a) ::munmap(q, b - a);
+        if (b + bytes < a + bytes + huge_page) ::munmap(reinterpret_cast<void*>(b + bytes), a + huge_page - b);
+        p = reinterpret_cast<void*>(b);
+#if defined(MADV_HUGEPAGE)
+        ::madvise(p, bytes, MADV_HUGEPAGE);  // advice only: without THP the pages are 4 KiB
+#endif
+#else
+        p = std::aligned_alloc(huge_page, bytes);
+        if (!p) throw std::bad_alloc();
+        std::memset(p, 0, bytes);
+#endif
+        chunks_.emplace_back(p, bytes);
+        return p;
+    }
+    static void unmap(void* p, std::size_t bytes) {
+#if defined(__linux__)
+        ::munmap(p, bytes);
+#else
+        (void)bytes;
+        std::free(p);
+#endif
+    }
+    std::vector<std::pair<void*, std::size_t>> chunks_;
+    unsigned char* cur_ = nullptr;
+    std::size_t used_ = 0;
+};
+
+// While alive, aligned_buffer allocations on this thread come from `arena` (nested scopes
+// restore the previous one).
+class arena_scope {
+public:
+    explicit arena_scope(weight_arena& arena) : prev_(weight_arena::current()) { weight_arena::current() = &arena; }
+    ~arena_scope() { weight_arena::current() = prev_; }
+    arena_scope(const arena_scope&) = delete;
+    arena_scope& operator=(const arena_scope&) = delete;
+
+private:
+    weight_arena* prev_;
+};
+
 }  // namespace detail
 
 // A 64-byte-aligned float array. Zero-initialised on allocation. Freed blocks go to a
-// per-thread cache and are reused by later allocations of the same size.
+// per-thread cache and are reused by later allocations of the same size. Allocated inside
+// a detail::arena_scope, the memory belongs to that arena instead (freed with it; the
+// buffer must not outlive it).
 class aligned_buffer {
 public:
     aligned_buffer() = default;
     explicit aligned_buffer(std::size_t n) { resize(n); }
-    aligned_buffer(aligned_buffer&& o) noexcept : data_(o.data_), size_(o.size_), bytes_(o.bytes_) {
+    aligned_buffer(aligned_buffer&& o) noexcept : data_(o.data_), size_(o.size_), bytes_(o.bytes_), arena_(o.arena_) {
         o.data_ = nullptr;
         o.size_ = o.bytes_ = 0;
     }
@@ -90,6 +192,7 @@ public:
             data_ = o.data_;
             size_ = o.size_;
             bytes_ = o.bytes_;
+            arena_ = o.arena_;
             o.data_ = nullptr;
             o.size_ = o.bytes_ = 0;
         }
@@ -103,14 +206,8 @@ public:
         if (n == size_) return;
         release();
         if (n == 0) return;
-        std::size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
-        void* p = detail::block_cache::local().take(bytes);
-        if (!p) p = std::aligned_alloc(64, bytes);
-        if (!p) throw std::bad_alloc();
-        std::memset(p, 0, bytes);
-        data_ = static_cast<float*>(p);
-        size_ = n;
-        bytes_ = bytes;
+        allocate(n);
+        if (!arena_) std::memset(data_, 0, bytes_);  // arena memory is fresh, hence zero
     }
     // Like resize, but the contents are unspecified (no zero fill): for buffers written in
     // full before they are read.
@@ -118,13 +215,7 @@ public:
         if (n == size_) return;
         release();
         if (n == 0) return;
-        std::size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
-        void* p = detail::block_cache::local().take(bytes);
-        if (!p) p = std::aligned_alloc(64, bytes);
-        if (!p) throw std::bad_alloc();
-        data_ = static_cast<float*>(p);
-        size_ = n;
-        bytes_ = bytes;
+        allocate(n);
     }
     void zero() { if (size_) std::memset(data_, 0, size_ * sizeof(float)); }
     float* data() { return data_; }
@@ -134,13 +225,31 @@ public:
     const float& operator[](std::size_t i) const { return data_[i]; }
 
 private:
+    void allocate(std::size_t n) {
+        const std::size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+        void* p = nullptr;
+        if (detail::weight_arena* a = detail::weight_arena::current()) {
+            p = a->allocate(bytes);
+            arena_ = true;
+        } else {
+            p = detail::block_cache::local().take(bytes);
+            if (!p) p = std::aligned_alloc(64, bytes);
+            if (!p) throw std::bad_alloc();
+            arena_ = false;
+        }
+        data_ = static_cast<float*>(p);
+        size_ = n;
+        bytes_ = bytes;
+    }
     void release() {
-        if (data_) detail::block_cache::local().give(data_, bytes_);
+        if (data_ && !arena_) detail::block_cache::local().give(data_, bytes_);
         data_ = nullptr;
         size_ = bytes_ = 0;
+        arena_ = false;
     }
     float* data_ = nullptr;
     std::size_t size_ = 0, bytes_ = 0;
+    bool arena_ = false;
 };
 
 // One image's activations: HWC, channels padded to a multiple of 16, zero border.
