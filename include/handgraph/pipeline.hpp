@@ -309,7 +309,7 @@ private:
         ops_.mask = mask_.data();
     }
 
-    // A network built with its prepared weights in arena_ (huge pages: a fast load).
+    // A network built with its prepared weights in arena_ (freed with the model).
     template <class Net>
     std::unique_ptr<Net> in_arena(const weight_file& w) {
         detail::arena_scope scope(*arena_);

@@ -78,15 +78,17 @@ private:
     std::size_t held_ = 0;
 };
 
-// Memory for a model's prepared weights (~87 MB): chunks of 32 MiB, 2 MiB-aligned and, on
-// Linux, advised to use transparent huge pages, handed out front to back and freed all
-// together with the arena. Fresh memory costs a page fault per 4 KiB page on first touch,
-// which on some virtual machines costs ~1 ms per MB: half of a model's load time before the
-// arena (benchmarks/NOTES.md). aligned_buffer allocations made on a thread while an
-// arena_scope is alive there come from that arena.
+// Memory for a model's prepared weights (~87 MB): chunks of 32 MiB, handed out front to
+// back and freed all together with the arena (so a destroyed model gives its memory back to
+// the system rather than to a thread's block cache). aligned_buffer allocations made on a
+// thread while an arena_scope is alive there come from that arena.
+// Transparent huge pages (madvise) were measured and left out: on this project's VMs they
+// made a load 5x faster when the host still backed the memory (88 MB touched in 8 ms) and
+// 3x slower when it had taken it back (110-165 ms against 36-49 ms with 4 KiB pages), which
+// is the usual state for a process that loads a model once (benchmarks/NOTES.md).
 class weight_arena {
 public:
-    static constexpr std::size_t huge_page = std::size_t(2) << 20;
+    static constexpr std::size_t huge_page = std::size_t(2) << 20;  // chunk alignment
     static constexpr std::size_t chunk_bytes = std::size_t(32) << 20;
 
     weight_arena() = default;
@@ -127,7 +129,7 @@ private:
     void* map(std::size_t bytes) {
         void* p = nullptr;
 #if defined(__linux__)
-        // Over-map by a huge page and trim, so the chunk starts on a 2 MiB boundary.
+        // Over-map by 2 MiB and trim, so the chunk starts on a 2 MiB boundary.
         void* q = ::mmap(nullptr, bytes + huge_page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (q == MAP_FAILED) throw std::bad_alloc();
         const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(q);
@@ -135,9 +137,6 @@ private:
         if (b > a) ::munmap(q, b - a);
         if (b + bytes < a + bytes + huge_page) ::munmap(reinterpret_cast<void*>(b + bytes), a + huge_page - b);
         p = reinterpret_cast<void*>(b);
-#if defined(MADV_HUGEPAGE)
-        ::madvise(p, bytes, MADV_HUGEPAGE);  // advice only: without THP the pages are 4 KiB
-#endif
 #else
         p = std::aligned_alloc(huge_page, bytes);
         if (!p) throw std::bad_alloc();
