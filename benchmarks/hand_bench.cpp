@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -92,7 +93,13 @@ int run(int argc, char** argv) {
         post.push_back(st.post);
     }
     stats s = summarize(total);
+    // This process's own peak: VmHWM of /proc/self/status. getrusage's ru_maxrss is kept
+    // across fork and exec on Linux, so a hand_bench started by a big process (the compare
+    // script's Python with PyTorch loaded) would report its parent's size.
     auto peak_rss_mb = [] {
+        std::ifstream st("/proc/self/status");
+        for (std::string line; std::getline(st, line);)
+            if (line.compare(0, 6, "VmHWM:") == 0) return std::stod(line.substr(6)) / 1024.0;  // kB
         rusage ru{};
         getrusage(RUSAGE_SELF, &ru);
         return double(ru.ru_maxrss) / 1024.0;  // kB on Linux
