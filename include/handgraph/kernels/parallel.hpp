@@ -164,7 +164,9 @@ private:
 inline void pool_run(int threads, int n, parallel_body body, void* ctx) { worker_pool::local().run(threads, n, body, ctx); }
 
 // f(item, worker) for item in [0, n), on up to `threads` threads through `run` (serially
-// when run is null, threads <= 1 or !cond). Items are claimed `grain` at a time.
+// when run is null, threads <= 1 or !cond). Items are claimed `grain` at a time, or more:
+// about 8 claims per thread (each claim is a compare-and-swap on a cache line the threads
+// share; one per item cost ~3% at 2 threads).
 template <class F>
 void parallel_for(parallel_runner run, int threads, bool cond, int n, int grain, const F& f) {
     if (!run || threads <= 1 || !cond || n <= 1) {
@@ -172,6 +174,7 @@ void parallel_for(parallel_runner run, int threads, bool cond, int n, int grain,
         return;
     }
     if (grain < 1) grain = 1;
+    if (grain < n / (threads * 8)) grain = n / (threads * 8);
     struct ctx_t {
         const F* f;
         int n, grain;
