@@ -286,10 +286,17 @@ public:
         const tensor_info& t = require(name, dtype::f32, shape);
         std::vector<float> v(t.numel());
         file_.read_into(t, v.data());
-        // All exponent bits set: NaN or Inf. A branch-free pass the compiler vectorises
-        // (the weights are 87 MB), then the index only when something was found.
+        // All exponent bits set: NaN or Inf. A branch-free pass in blocks of 64 (a fixed trip
+        // count, which compilers vectorise at -O2 too; the weights are 87 MB), then the index
+        // only when something was found.
         std::uint32_t bad = 0;
-        for (std::size_t i = 0; i < v.size(); ++i) {
+        const std::size_t n = v.size(), n64 = n / 64 * 64;
+        for (std::size_t i = 0; i < n64; i += 64) {
+            std::uint32_t b[64];
+            std::memcpy(b, &v[i], sizeof b);
+            for (int j = 0; j < 64; ++j) bad |= std::uint32_t((b[j] & 0x7f800000u) == 0x7f800000u);
+        }
+        for (std::size_t i = n64; i < n; ++i) {
             std::uint32_t b;
             std::memcpy(&b, &v[i], 4);
             bad |= std::uint32_t((b & 0x7f800000u) == 0x7f800000u);
