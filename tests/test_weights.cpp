@@ -106,6 +106,33 @@ TEST_CASE("weight_file checks format, version, names, shapes, dtypes and finiten
     CHECK_THROWS_WITH_AS(k.check_all_used(), doctest::Contains("unexpected tensor(s): i"), error);
 }
 
+TEST_CASE("NaN and Inf are found anywhere in a tensor (block and tail of the check), by flat index") {
+    // 200 floats: indices 0..191 are checked in blocks of 64, 192..199 one by one.
+    std::string h = R"({"w":{"dtype":"F32","shape":[200],"data_offsets":[0,800]},)" + meta + "}";
+    while ((8 + h.size()) % 64) h += ' ';
+    for (std::size_t at : {std::size_t(0), std::size_t(63), std::size_t(64), std::size_t(130), std::size_t(191),
+                           std::size_t(192), std::size_t(199)})
+        for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                          -std::numeric_limits<float>::infinity()}) {
+            std::vector<float> v(200, 0.5f);
+            v[at] = bad;
+            auto bytes = make_file(h, 800);
+            std::memcpy(bytes.data() + bytes.size() - 800, v.data(), 800);
+            weight_file f(safetensors_file::from_bytes(bytes, "m.safetensors"));
+            CAPTURE(at);
+            const std::string want = "non-finite value (NaN or Inf) at flat index " + std::to_string(at);
+            CHECK_THROWS_WITH_AS(f.f32("w", {200}), doctest::Contains(want.c_str()), error);
+        }
+    // The largest finite values are accepted.
+    std::vector<float> v(200, std::numeric_limits<float>::max());
+    v[7] = -std::numeric_limits<float>::max();
+    v[150] = std::numeric_limits<float>::denorm_min();
+    auto bytes = make_file(h, 800);
+    std::memcpy(bytes.data() + bytes.size() - 800, v.data(), 800);
+    weight_file f(safetensors_file::from_bytes(bytes, "m.safetensors"));
+    CHECK(f.f32("w", {200})[150] == std::numeric_limits<float>::denorm_min());
+}
+
 TEST_CASE("converted files equal torch.load bit for bit (legacy and zip checkpoints)") {
     for (int seed : {1, 2, 3}) {
         fs::path dir = handgraph_test::testdata() / ("seed" + std::to_string(seed));
