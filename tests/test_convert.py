@@ -563,6 +563,18 @@ class ConverterTest(unittest.TestCase):
         d = self.variant("short_record", {"net_mesh_pose": buf.getvalue()})
         self.assertRefused(d, "net_mesh_pose.pth", "truncated storage", "key " + first)
 
+    def test_refuses_record_marked_as_folder(self):
+        """A storage record whose central-directory entry carries the MS-DOS folder bit
+        (0x10): torch.load (miniz) reads nothing for it and gives zeros; the converter
+        refuses (found by tests/fuzz/unpickler_mutation.py)."""
+        raw = bytearray(read_bytes(os.path.join(self.zip, "net_mesh_pose.pth")))
+        name = next(i.filename for i in zipfile.ZipFile(io.BytesIO(bytes(raw))).infolist() if i.filename.endswith("/data/0"))
+        entry = bytes(raw).index(name.encode(), bytes(raw).index(b"PK\x01\x02")) - 46  # its central-directory entry
+        self.assertEqual(bytes(raw[entry:entry + 4]), b"PK\x01\x02")
+        raw[entry + 38] = 0xFF  # external attributes, low byte
+        d = self.variant("folder_record", {"net_mesh_pose": bytes(raw)})
+        self.assertRefused(d, "net_mesh_pose.pth", name, "marked as a folder")
+
     def test_refuses_tensor_beyond_storage(self):
         """The tensor's offset + extent exceeds its (complete) storage."""
         calls, records = [], []

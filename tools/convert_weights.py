@@ -377,6 +377,7 @@ def _read_zip(path, raw):
             raise ConvertError("zip archive without exactly one <archive>/data.pkl")
         prefix = names[0][:-len("data.pkl")]
         storages = {}
+        _require_file_entry(zf.getinfo(names[0]))
         try:
             pkl = zf.read(names[0])
         except Exception as e:
@@ -389,6 +390,7 @@ def _read_zip(path, raw):
                 info = zf.getinfo(record)
             except KeyError:
                 raise ConvertError("missing storage record %s%s" % (record, _users(storage)))
+            _require_file_entry(info)
             if info.compress_type != zipfile.ZIP_STORED:
                 raise ConvertError("storage record %s is compressed" % record)
             try:
@@ -400,6 +402,15 @@ def _read_zip(path, raw):
                 raise ConvertError("truncated storage %s%s: %d bytes, %d expected" % (key, _users(storage), len(data), nbytes))
             storage.data = memoryview(data)[:nbytes]
     return obj, storages
+
+
+def _require_file_entry(info):
+    """Refuse a record that the zip directory marks as a folder (MS-DOS attribute 0x10):
+    PyTorch's reader (miniz) extracts nothing for it, so torch.load would give zeros
+    (found by tests/fuzz/unpickler_mutation.py)."""
+    if info.external_attr & 0x10:
+        raise ConvertError("zip record %s is marked as a folder (external attributes 0x%x): damaged archive"
+                           % (info.filename, info.external_attr))
 
 
 def _users(storage):
