@@ -12,8 +12,9 @@ Runs $HANDGRAPH_BINARY_DIR/examples/hand_demo on the fixture's weight file
   - NaN / Inf in network and template tensors (refused at load, naming the tensor), and
     finite weights so large that the outputs overflow (refused, nothing written);
   - crops of the wrong size, damaged images (truncated, garbage, empty, a folder, HDR, a
-    JPEG whose Huffman table overruns stb 2.27, a PNM header number over 2^31, an image
-    over the pixel budget), grey / grey+alpha / RGBA / 16-bit crops
+    JPEG whose Huffman table overruns stb 2.27, JPEGs whose scans use undefined Huffman
+    tables, a PNM header number over 2^31, an image over the pixel budget), grey /
+    grey+alpha / RGBA / 16-bit crops
     (converted as image.hpp documents: equal to the 8-bit BGR crop they stand for);
   - output paths that cannot be written (missing folder, a folder, under a file, a
     read-only place), bad flags, nonexistent files;
@@ -360,12 +361,19 @@ class Images(Demo):
         for where, name in ((jpg.index(b"\xff\xc4"), "dht_after_sof.jpg"), (2, "dht_before_sof.jpg")):
             dht = b"\xff\xc4\x00\x13\x00" + bytes([200] * 16)
             cases[name] = jpg[:where] + dht + jpg[where:]
+        # Scans whose AC Huffman tables no DHT segment defines: stb 2.27 would decode with
+        # uninitialised tables (out-of-bounds reads; found by tests/fuzz/fuzz_image).
+        for progressive in (0, 1):
+            ok, coded = cv2.imencode(".jpg", self.bgr, [cv2.IMWRITE_JPEG_PROGRESSIVE, progressive])
+            cases["no_ac_tables_%s.jpg" % ("progressive" if progressive else "baseline")] = jpeg_without_ac_tables(coded.tobytes())
         for name, data in cases.items():
             with self.subTest(name=name):
                 p = self.raw_file(name, data)
                 msg = self.refused("--weights", WEIGHTS, "--image", p, "--json", "{out}/r.json", names=(p,))
                 if name.startswith("dht"):
                     self.assertIn("Huffman", msg)
+                if name.startswith("no_ac_tables"):
+                    self.assertIn("AC Huffman table 0 before any DHT defines it", msg)
                 if name == "overflow.pgm":
                     self.assertIn("PNM", msg)
                 if name == "huge.ppm":
@@ -402,6 +410,38 @@ class Images(Demo):
                 mine = self.succeeded("--weights", WEIGHTS, "--image", p)
                 for k in ("uv", "pose_xyz", "mesh_xyz"):
                     self.assertEqual(mine[k], ref_cache[key][k], "%s: %s differs from its 8-bit BGR twin" % (name, k))
+
+
+def jpeg_without_ac_tables(jpg):
+    """The JPEG with every AC Huffman table (DHT class 1) taken out of its DHT segments."""
+    out, i = bytearray(jpg[:2]), 2
+    while i < len(jpg):
+        assert jpg[i] == 0xFF, "not at a marker"
+        m = jpg[i + 1]
+        if m == 0xD9:
+            out += jpg[i:]
+            break
+        n = struct.unpack(">H", jpg[i + 2:i + 4])[0]
+        seg = jpg[i:i + 2 + n]
+        i += 2 + n
+        if m == 0xC4:
+            keep, pos = b"", 4
+            while pos < len(seg):
+                size = 17 + sum(seg[pos + 1:pos + 17])
+                if seg[pos] >> 4 == 0:
+                    keep += seg[pos:pos + size]
+                pos += size
+            if keep:
+                out += b"\xff\xc4" + struct.pack(">H", 2 + len(keep)) + keep
+            continue
+        out += seg
+        if m == 0xDA:  # entropy-coded data up to the next marker (not 0xFF00, not RSTn)
+            j = i
+            while not (jpg[j] == 0xFF and jpg[j + 1] != 0 and not 0xD0 <= jpg[j + 1] <= 0xD7):
+                j += 1
+            out += jpg[i:j]
+            i = j
+    return bytes(out)
 
 
 def png_grey_alpha(grey):

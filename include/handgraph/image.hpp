@@ -133,14 +133,21 @@ inline linear_taps make_linear_taps(int src, int dst, bool clamp_weights) {
 
 // stb_image 2.27 (Debian 12) trusts a JPEG Huffman table's 16 code-length counts: a
 // table of more than 256 codes writes past the decoder's arrays (fixed in stb 2.28; found
-// by tests/fuzz/fuzz_image). Walk the markers as stb does and refuse such a table before
-// stb sees the data.
+// by tests/fuzz/fuzz_image). It also decodes a scan with a Huffman table that no DHT
+// segment has defined yet (uninitialised tables: reads far out of bounds; found by
+// tests/fuzz/fuzz_image). Walk the markers as stb does and refuse both before stb sees
+// the data. The tables a scan needs are those stb decodes with: baseline, the DC and AC
+// table of each component; progressive, the DC table in a first DC scan (Ss = 0, Ah = 0),
+// the AC table in an AC scan (Ss > 0); a DC refinement scan reads no table.
 // Returns an empty string when the tables are fine (or the data is not a JPEG).
 inline std::string jpeg_table_problem(const unsigned char* p, std::size_t n) {
     std::size_t i = 0;  // stb takes any run of 0xFF before the SOI marker
     while (i < n && p[i] == 0xFF) ++i;
     if (i == 0 || i >= n || p[i] != 0xD8) return {};
     ++i;
+    bool progressive = false, seen_frame = false;
+    bool defined[2][4] = {};  // [DC, AC][table id]
+    auto byte = [&](std::size_t k) -> unsigned { return k < n ? p[k] : 0u; };  // stb reads 0 past the end
     while (i + 1 < n) {
         if (p[i] != 0xFF) {  // entropy-coded data (or garbage stb skips)
             ++i;
@@ -164,8 +171,23 @@ inline std::string jpeg_table_problem(const unsigned char* p, std::size_t n) {
                 std::size_t codes = 0;  // stb reads 0 past the end of the data
                 for (std::size_t k = 1; k <= 16 && pos + k < n; ++k) codes += p[pos + k];
                 if (codes > 256) return "JPEG Huffman table with " + std::to_string(codes) + " codes (at most 256)";
+                if ((p[pos] >> 4) <= 1 && (p[pos] & 15) <= 3) defined[p[pos] >> 4][p[pos] & 15] = true;  // else stb refuses
                 pos += 17 + codes;
                 left -= long(17 + codes);
+            }
+        } else if ((m == 0xC0 || m == 0xC1 || m == 0xC2) && !seen_frame) {  // SOF: stb refuses a second one
+            seen_frame = true;
+            progressive = m == 0xC2;
+        } else if (m == 0xDA) {  // SOS: components (id, DC table << 4 | AC table), then Ss, Se, Ah << 4 | Al
+            const std::size_t ns = byte(i + 4);
+            const unsigned ss = byte(i + 5 + 2 * ns), ah = byte(i + 7 + 2 * ns) >> 4;
+            const bool need_dc = !progressive || (ss == 0 && ah == 0), need_ac = !progressive || ss != 0;
+            for (std::size_t c = 0; c < ns && c < 4; ++c) {  // stb refuses more than 4
+                const unsigned q = byte(i + 6 + 2 * c), td = q >> 4, ta = q & 15;
+                if (need_dc && td <= 3 && !defined[0][td])
+                    return "JPEG scan uses DC Huffman table " + std::to_string(td) + " before any DHT defines it";
+                if (need_ac && ta <= 3 && !defined[1][ta])
+                    return "JPEG scan uses AC Huffman table " + std::to_string(ta) + " before any DHT defines it";
             }
         }
         i += 2 + len;
