@@ -34,7 +34,8 @@ namespace handgraph {
 namespace kernels {
 namespace detail {
 
-// body(ctx, item, worker) for item in [0, n); worker < threads.
+// body(ctx, item, worker) for item in [0, n); worker < threads. Bodies must not throw (the
+// kernels' loops do not): an exception in a helper thread ends the program.
 using parallel_body = void (*)(void* ctx, int item, int worker);
 // Runs body for every item in [0, n) on up to `threads` threads, returns when all are done.
 using parallel_runner = void (*)(int threads, int n, parallel_body body, void* ctx);
