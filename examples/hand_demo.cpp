@@ -134,6 +134,7 @@ int run(int argc, char** argv) {
         params.root_cm = parse_floats<3>("--root", root);
         params.scale_cm = parse_floats<1>("--scale", scale)[0];
         if (params.cam[0] == 0 || params.cam[1] == 0) throw handgraph::error("--cam: focal lengths must not be zero");
+        if (!(params.bbox[2] > 0 && params.bbox[3] > 0)) throw handgraph::error("--bbox: width and height must be positive, got \"" + bbox + "\"");
     }
 
     if (!json_out.empty()) check_writable("--json", json_out);

@@ -6,16 +6,23 @@
 // tools/run_sanitizers.sh also runs this test under ThreadSanitizer, with OpenMP off
 // (libgomp is not instrumented): then each call uses one thread, and the batch part is
 // sequential. The damaged-input tests of the binaries are in test_robustness.py.
+// Also here: STB crop boxes outside the image (zero-padded where they overlap it,
+// refused, naming the frame, where they miss it).
 #include <doctest/doctest.h>
 
+#include <array>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "handgraph/demo.hpp"
+#include "handgraph/eval/datasets.hpp"
 #include "handgraph/image.hpp"
+#include "handgraph/mat.hpp"
 #include "handgraph/pipeline.hpp"
 #include "test_support.hpp"
 
@@ -157,5 +164,51 @@ TEST_CASE("estimate_batch on several threads equals sequential calls") {
     for (std::size_t n = 0; n < out.size(); ++n) {
         INFO("crop " << n);
         CHECK(same(out[n], sequential[n % crops.size()]));
+    }
+}
+
+TEST_CASE("STB boxes outside the image: overlapping ones are zero-padded, ones that miss it are refused") {
+    fs::path dir = fs::temp_directory_path() / ("handgraph_robust_stb_" + std::to_string(std::random_device{}()));
+    struct cleanup {
+        fs::path p;
+        ~cleanup() {
+            std::error_code ec;
+            fs::remove_all(p, ec);
+        }
+    } guard{dir};
+    fs::create_directories(dir / "labels");
+    std::vector<double> hand(3 * 21);
+    for (std::size_t k = 0; k < hand.size(); ++k) hand[k] = (k % 3 == 2 ? 500.0 : 0.0) + double((k * 37) % 61);
+    image frame(640, 480);
+    for (std::size_t k = 0; k < frame.pixels.size(); ++k) frame.pixels[k] = std::uint8_t(40 + k % 200);
+    for (const char* seq : {"B1Counting", "B1Random"}) {
+        write_mat(dir / "labels" / (std::string(seq) + "_SK.mat"), {mat_array::numeric<double>("handPara", {3, 21, 1}, hand)});
+        fs::create_directories(dir / seq);
+        write_png(dir / seq / "SK_color_0.png", frame);
+    }
+    auto with_boxes = [&](std::array<int, 4> a, std::array<int, 4> b) {  // frame 0, frame 1
+        write_mat(dir / "bboxes.mat", {mat_array::numeric<std::int32_t>("bboxes", {2, 4}, {a[0], b[0], a[1], b[1], a[2], b[2], a[3], b[3]})});
+        return stb_dataset(dir, dir / "bboxes.mat");
+    };
+    // Partly outside (bottom right, top left): zero padding, as the release crops.
+    auto ds = with_boxes({600, 440, 100, 100}, {-50, -60, 120, 100});
+    for (std::size_t i = 0; i < 2; ++i) {
+        sample s = ds.load(i);
+        CHECK(s.crop.width == 256);
+        CHECK(s.crop.height == 256);
+        const int out = i == 0 ? 255 : 0, in = 255 - out;  // frame 0: bottom right outside; frame 1: top left
+        CHECK(int(s.crop.at(out, out, 0)) == 0);             // padding in the corner beyond the image
+        CHECK(int(s.crop.at(in, in, 0)) != 0);               // the image in the other
+    }
+    // Wholly outside, on each side, and touching an edge from outside: refused, named.
+    for (std::array<int, 4> box : {std::array<int, 4>{640, 10, 50, 50}, std::array<int, 4>{10, 480, 50, 50},
+                                   std::array<int, 4>{-50, 10, 50, 50}, std::array<int, 4>{10, -90, 50, 90},
+                                   std::array<int, 4>{100000, 100000, 20, 20}}) {
+        auto bad = with_boxes({100, 100, 200, 200}, box);
+        CHECK(bad.load(0).crop.width == 256);
+        INFO("box " << box[0] << "," << box[1] << "," << box[2] << "," << box[3]);
+        CHECK_THROWS_WITH_AS(bad.load(1), doctest::Contains("frame 1 (B1Random/SK_color_0.png): box"), handgraph::error);
+        CHECK_THROWS_WITH_AS(bad.load(1), doctest::Contains("wholly outside the 640x480 image"), handgraph::error);
+        CHECK(bad.load(1, false).bbox == box);  // labels alone still load
     }
 }

@@ -17,7 +17,7 @@ Runs $HANDGRAPH_BINARY_DIR/examples/hand_demo on the fixture's weight file
     grey+alpha / RGBA / 16-bit crops
     (converted as image.hpp documents: equal to the 8-bit BGR crop they stand for);
   - output paths that cannot be written (missing folder, a folder, under a file, a
-    read-only place), bad flags, nonexistent files;
+    read-only place), bad flags (a crop box without area among them), nonexistent files;
 and tests/fuzz/unpickler_mutation.py for a short fixed number of mutants (the converter's
 unpickler on damaged real checkpoints).
 Exit 77 (skipped) when hand_demo has not been built.
@@ -482,6 +482,11 @@ class Outputs(Demo):
         self.refused(*base, "--cam", "1,2,3", names=("--cam",))
         self.refused(*base, "--cam", "0,600,320,240", "--bbox", "0,0,256,256", "--root", "0,0,40", "--scale", "5", names=("--cam",))
         self.refused(*base, "--cam", "600,600,320,240", names=("go together",))
+        # A crop box without area (hand_demo cannot see the original image; STB boxes that
+        # miss their image are refused by test_robustness.cpp).
+        metric = ("--cam", "600,600,320,240", "--root", "0,0,40", "--scale", "5")
+        self.refused(*base, *metric, "--bbox", "10,20,0,256", names=("--bbox", "positive"))
+        self.refused(*base, *metric, "--bbox", "10,20,256,-256", names=("--bbox", "positive"))
         self.refused(*base, "--root", "a,b,c", "--cam", "600,600,320,240", "--bbox", "0,0,256,256", "--scale", "5", names=("--root",))
         self.refused(*base, "--scale", "nan", "--cam", "600,600,320,240", "--bbox", "0,0,256,256", "--root", "0,0,40", names=("--scale",))
         self.refused(*base, "--frobnicate", names=("--frobnicate",))

@@ -271,6 +271,13 @@ public:
         s.gt_pose_cm = labels_[i].pose_cm;
         if (with_image) {
             image full = load_image(root_ / s.image_id);
+            // A box partly outside the image is zero-padded (as the release crops); one
+            // that misses the image entirely would feed the network a black crop.
+            const auto& b = s.bbox;
+            if (std::int64_t(b[0]) + b[2] <= 0 || std::int64_t(b[1]) + b[3] <= 0 || b[0] >= full.width || b[1] >= full.height)
+                throw error("stb: frame " + std::to_string(i) + " (" + s.image_id + "): box [" + std::to_string(b[0]) + ", " +
+                            std::to_string(b[1]) + ", " + std::to_string(b[2]) + ", " + std::to_string(b[3]) +
+                            "] lies wholly outside the " + std::to_string(full.width) + "x" + std::to_string(full.height) + " image");
             s.crop = crop_and_resize(full, s.bbox[0], s.bbox[1], s.bbox[2], s.bbox[3], 256, 256);
         }
         return s;
