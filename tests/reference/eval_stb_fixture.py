@@ -119,7 +119,7 @@ def main():
             sio.savemat(path, {"handPara": labels})
     N = len(poses)
     boxes = np.array([[100.4, 50.9, 245.7, 245.2], [-30.6, -20.2, 260.9, 260.1], [500.2, 380.7, 200.5, 200.5],
-                      [0, 0, 640, 480], [-300.9, 100, 250, 250.9], [320.5, 240.5, 150.2, 150.8],
+                      [0, 0, 640, 480], [-200.9, 100, 250, 250.9], [320.5, 240.5, 150.2, 150.8],
                       [410, 10.1, 255, 300]], np.float32)[:N]
     sio.savemat(os.path.join(out, "bboxes.mat"), {"bboxes": boxes})
     ibox = boxes.astype(np.int64)  # truncation toward zero, as int() does
