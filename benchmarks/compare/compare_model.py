@@ -31,17 +31,7 @@ CROP = 256
 OUTPUT_NAMES = ["heatmaps_0", "heatmaps_1", "mesh_raw", "depths", "uv", "pose_xyz", "mesh_xyz"]
 
 
-def load_checkpoints(directory, laplacians):
-    """(net_hm, net_feat_mesh, net_mesh_pose) with the weights of DIR/<stem>.pth (legacy or
-    zip; `module.` prefixes stripped), Laplacians as given (scipy -> torch sparse, or dense
-    torch tensors)."""
-    nets = handnet.build_nets(laplacians)
-    for stem, net in zip(handnet.STEMS, nets):
-        sd = torch.load(os.path.join(directory, stem + ".pth"), map_location="cpu")
-        sd = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in sd.items()}
-        net.load_state_dict(sd, strict=True)
-        net.eval()
-    return nets
+load_checkpoints = handnet.load_checkpoints  # (for compare.py)
 
 
 def dense_laplacians(graph):

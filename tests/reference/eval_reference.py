@@ -38,17 +38,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.dont_write_bytecode = True
 
+import eval_stb_fixture  # noqa: E402  (STB labels and crops as spec section 5 computes them)
 import hand_graph  # noqa: E402
 import handnet  # noqa: E402
 import pipeline  # noqa: E402
 
-# Joint order of spec section 4, and STB's own order (section 5), by name.
+# Joint order of spec section 4, by name (the order of hand_eval's per-joint metrics).
 JOINTS = (["wrist"] + ["%s_%d" % (f, i) for f in ("thumb", "index", "middle", "ring", "little") for i in range(1, 5)])
-STB_JOINTS = (["palm"] + ["%s_%d" % (f, i) for f in ("little", "ring", "middle", "index", "thumb") for i in range(1, 5)])
 STB_SEQUENCES = ("B1Counting", "B1Random")
 STB_CAMERA = np.array([607.92271, 607.88192, 314.78337, 236.42484])
-STB_T_MM = np.array([-24.0381, -0.4563, -1.2326])
-STB_R_VEC = np.array([0.00531, -0.01196, 0.00301])
 
 
 # ------------------------------------------------------------------ data sets
@@ -69,36 +67,6 @@ def realworld_frames(root, limit):
                    scale=float(scales[i]), gt=gt[i].astype(np.float64))
 
 
-def stb_rotation():
-    theta = np.linalg.norm(STB_R_VEC)
-    b, c, d = -STB_R_VEC / theta * np.sin(theta / 2)
-    a = np.cos(theta / 2)
-    return np.array([[a * a + b * b - c * c - d * d, 2 * (b * c + a * d), 2 * (b * d - a * c)],
-                     [2 * (b * c - a * d), a * a + c * c - b * b - d * d, 2 * (c * d + a * b)],
-                     [2 * (b * d + a * c), 2 * (c * d - a * b), a * a + d * d - b * b - c * c]])
-
-
-def stb_label(label_mm):
-    """(21,3) STB order, depth camera, mm -> (pose (21,3) cm in our order, root, scale)."""
-    colour_cm = (label_mm - STB_T_MM) @ stb_rotation() / 10.0
-    pose = colour_cm[[STB_JOINTS.index("palm" if n == "wrist" else n) for n in JOINTS]]
-    ring1 = pose[JOINTS.index("ring_1")]
-    pose[0] = ring1 + 2.0 * (pose[0] - ring1)
-    scale = np.linalg.norm(pose[JOINTS.index("middle_2")] - pose[JOINTS.index("middle_1")])
-    return pose, pose[0].copy(), float(scale)
-
-
-def stb_crop(img, box):
-    """Zero-padded crop of the int box [x, y, w, h], resized to 256x256 by cv2.resize."""
-    x, y, w, h = box
-    out = np.zeros((h, w, 3), np.uint8)
-    H, W = img.shape[:2]
-    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, W), min(y + h, H)
-    if x1 > x0 and y1 > y0:
-        out[y0 - y:y1 - y, x0 - x:x1 - x] = img[y0:y1, x0:x1]
-    return cv2.resize(out, (256, 256))
-
-
 def stb_frames(root, bboxes_path, limit):
     labels = []
     for seq in STB_SEQUENCES:
@@ -114,22 +82,12 @@ def stb_frames(root, bboxes_path, limit):
         if img is None:
             raise SystemExit("eval_reference: %s unreadable" % image_id)
         box = [int(v) for v in boxes[i]]  # truncation toward zero
-        pose, root_cm, scale = stb_label(np.asarray(label, np.float64))
-        yield dict(image_id=image_id, crop=stb_crop(img, box), cam=STB_CAMERA.copy(), bbox=np.array(box, np.float64),
-                   root=root_cm, scale=scale, gt=pose)
+        pose, root_cm, scale = eval_stb_fixture.convert(np.asarray(label, np.float64))
+        yield dict(image_id=image_id, crop=eval_stb_fixture.crop_resize(img, box), cam=STB_CAMERA.copy(), bbox=np.array(box, np.float64),
+                   root=root_cm, scale=float(scale), gt=pose)
 
 
 # ------------------------------------------------------------------ the network
-
-def load_nets(checkpoints, graph):
-    nets = handnet.build_nets(graph["laplacians"])
-    for stem, net in zip(handnet.STEMS, nets):
-        sd = torch.load(os.path.join(checkpoints, stem + ".pth"), map_location="cpu")
-        sd = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in sd.items()}
-        net.load_state_dict(sd, strict=True)
-        net.eval()
-    return nets
-
 
 @torch.no_grad()
 def run_batch(nets, graph, frames):
@@ -219,7 +177,7 @@ def main():
         write_png_copy(args.png_copy, args.data, frames)
 
     graph = hand_graph.build_hand_graph(args.template)
-    nets = load_nets(args.checkpoints, graph)
+    nets = handnet.load_checkpoints(args.checkpoints, graph["laplacians"])
     est, uv, margin, mesh, hms = [], [], [], [], []
     for start in range(0, len(frames), args.batch):
         for r in run_batch(nets, graph, frames[start:start + args.batch]):

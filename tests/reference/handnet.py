@@ -277,6 +277,19 @@ def build_nets(laplacians=None):
     return nets
 
 
+def load_checkpoints(directory, laplacians):
+    """(net_hm, net_feat_mesh, net_mesh_pose) in eval mode with the weights of
+    DIR/<stem>.pth (legacy or zip; `module.` prefixes stripped), Laplacians as build_nets
+    takes them (scipy matrices, or dense torch tensors for the ONNX export)."""
+    nets = build_nets(laplacians)
+    for stem, net in zip(STEMS, nets):
+        sd = torch.load(os.path.join(directory, stem + ".pth"), map_location="cpu")
+        sd = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in sd.items()}
+        net.load_state_dict(sd, strict=True)
+        net.eval()
+    return nets
+
+
 @torch.no_grad()
 def randomize(nets, seed):
     """Random weights that keep activations O(1) through the whole depth.
