@@ -101,8 +101,7 @@ public:
     // `bytes` (a multiple of 64) of zeroed memory, 64-byte aligned.
     void* allocate(std::size_t bytes) {
         if (bytes > chunk_bytes / 4) {  // a big buffer gets chunks of its own
-            void* p = map((bytes + huge_page - 1) / huge_page * huge_page);
-            return p;
+            return map((bytes + huge_page - 1) / huge_page * huge_page);
         }
         if (!cur_ || used_ + bytes > chunk_bytes) {
             cur_ = static_cast<unsigned char*>(map(chunk_bytes));
@@ -135,7 +134,7 @@ private:
         const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(q);
         const std::uintptr_t b = (a + huge_page - 1) / huge_page * huge_page;
         if (b > a) ::munmap(q, b - a);
-        if (b + bytes < a + bytes + huge_page) ::munmap(reinterpret_cast<void*>(b + bytes), a + huge_page - b);
+        ::munmap(reinterpret_cast<void*>(b + bytes), a + huge_page - b);  // b < a + 2 MiB: a tail is always left
         p = reinterpret_cast<void*>(b);
 #else
         p = std::aligned_alloc(huge_page, bytes);
