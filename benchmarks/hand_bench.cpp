@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "../examples/cli.hpp"
 #include "handgraph/demo.hpp"
 #include "handgraph/json.hpp"
 #include "handgraph/kernels/dispatch.hpp"
@@ -39,31 +40,21 @@ stats summarize(std::vector<double> v) {
     return {q(0.5), v.front(), v.back(), q(0.1), q(0.9)};
 }
 
-int parse_int(const std::string& flag, const std::string& v, int lo, int hi) {
-    char* end = nullptr;
-    long x = std::strtol(v.c_str(), &end, 10);
-    if (v.empty() || *end || x < lo || x > hi) throw handgraph::error(flag + ": \"" + v + "\" is not an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
-    return int(x);
-}
-
 int run(int argc, char** argv) {
     std::string weights;
     int threads = 1, batch = 8, iters = 20, warmup = 3;
     bool json = false;
-    for (int i = 1; i < argc; ++i) {
-        std::string a = argv[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc) throw handgraph::error(a + " needs a value (see --help)");
-            return argv[++i];
-        };
+    for (cli::arguments args(argc, argv); args.next();) {
+        const std::string& a = args.flag();
+        auto integer = [&](long lo, long hi) { return int(cli::parse_integer(a, args.value(), lo, hi, cli::integer_in)); };
         if (a == "--help" || a == "-h") { std::cout << usage; return 0; }
-        else if (a == "--weights") weights = value();
-        else if (a == "--threads") threads = parse_int(a, value(), 1, 256);
-        else if (a == "--batch") batch = parse_int(a, value(), 0, 4096);
-        else if (a == "--iters") iters = parse_int(a, value(), 1, 100000);
-        else if (a == "--warmup") warmup = parse_int(a, value(), 0, 100000);
+        else if (a == "--weights") weights = args.value();
+        else if (a == "--threads") threads = integer(1, 256);
+        else if (a == "--batch") batch = integer(0, 4096);
+        else if (a == "--iters") iters = integer(1, 100000);
+        else if (a == "--warmup") warmup = integer(0, 100000);
         else if (a == "--json") json = true;
-        else throw handgraph::error("unknown argument \"" + a + "\" (see --help)");
+        else throw args.unknown();
     }
     using clock = std::chrono::steady_clock;
     auto ms = [](clock::time_point a, clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
@@ -147,11 +138,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-    try {
-        return run(argc, argv);
-    } catch (const std::exception& e) {
-        std::cerr << "error: " << e.what() << "\n";
-        return 1;
-    }
-}
+int main(int argc, char** argv) { return cli::guarded_main(run, argc, argv); }

@@ -7,15 +7,11 @@
 // deterministic random-weight model of the real shapes) and says so.
 #include <chrono>
 #include <cmath>
-#include <cstdio>
-#include <cstdint>
-#include <cstdlib>
-#include <filesystem>
 #include <iostream>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "cli.hpp"
 #include "handgraph/demo.hpp"
 #include "handgraph/image.hpp"
 #include "handgraph/io.hpp"
@@ -47,24 +43,6 @@ const char* usage =
     "              in ../shared/data/hand-graph-cnn, else a synthetic one)\n"
     "Values are comma-separated and may be negative: --root -3.2,11.0,42.4\n";
 
-template <std::size_t N>
-std::array<float, N> parse_floats(const std::string& flag, const std::string& text) {
-    std::array<float, N> out{};
-    std::stringstream ss(text);
-    std::string item;
-    std::size_t i = 0;
-    while (std::getline(ss, item, ',')) {
-        char* end = nullptr;
-        if (i >= N) throw handgraph::error(flag + ": expected " + std::to_string(N) + " comma-separated numbers, got more: \"" + text + "\"");
-        out[i] = std::strtof(item.c_str(), &end);
-        if (item.empty() || *end != '\0' || !std::isfinite(out[i]))
-            throw handgraph::error(flag + ": \"" + item + "\" is not a number");
-        ++i;
-    }
-    if (i != N) throw handgraph::error(flag + ": expected " + std::to_string(N) + " comma-separated numbers, got \"" + text + "\"");
-    return out;
-}
-
 // The crop as BGR bytes, loaded as cv2.imread(IMREAD_COLOR) does (image.hpp: grey is
 // replicated, alpha dropped, 16-bit samples keep their high byte; the pixel budget is
 // checked before decoding). The network takes exactly 256x256: anything else is refused.
@@ -76,69 +54,42 @@ std::vector<unsigned char> load_crop(const std::string& path) {
     return std::move(img.pixels);
 }
 
-// Refuse an output path that cannot be written before any work is done, so that a run
-// never stops between its outputs (one written, the other not): the folder must exist and
-// take a new file (probed by creating and removing one, which also holds for root).
-void check_writable(const std::string& flag, const std::string& path) {
-    namespace fs = std::filesystem;
-    std::error_code ec;
-    if (fs::is_directory(path, ec)) throw handgraph::error(flag + " " + path + ": is a folder, give a file name");
-    fs::path dir = fs::path(path).parent_path();
-    if (dir.empty()) dir = ".";
-    if (!fs::is_directory(dir, ec))
-        throw handgraph::error(flag + " " + path + ": '" + dir.string() + "' " + (fs::exists(dir, ec) ? "is not a folder" : "does not exist"));
-    fs::path probe = dir / (".hand_demo_probe_" + std::to_string(std::uintptr_t(&path)) + std::to_string(std::rand()));
-    std::FILE* f = std::fopen(probe.string().c_str(), "wb");
-    if (!f) throw handgraph::error(flag + " " + path + ": cannot write in folder '" + dir.string() + "'");
-    std::fclose(f);
-    fs::remove(probe, ec);
-}
-
 int run(int argc, char** argv) {
     std::string weights, image, json_out, obj_out, template_path;
     std::string cam, bbox, root, scale;
     int threads = 1;
-    for (int i = 1; i < argc; ++i) {
-        std::string a = argv[i];
+    for (cli::arguments args(argc, argv); args.next();) {
+        const std::string& a = args.flag();
         if (a == "--help" || a == "-h") {
             std::cout << usage;
             return 0;
         }
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc) throw handgraph::error(a + " needs a value (see --help)");
-            return argv[++i];
-        };
-        if (a == "--weights") weights = value();
-        else if (a == "--image") image = value();
-        else if (a == "--json") json_out = value();
-        else if (a == "--obj") obj_out = value();
-        else if (a == "--template") template_path = value();
-        else if (a == "--cam") cam = value();
-        else if (a == "--bbox") bbox = value();
-        else if (a == "--root") root = value();
-        else if (a == "--scale") scale = value();
-        else if (a == "--threads") {
-            std::string v = value();
-            char* end = nullptr;
-            long t = std::strtol(v.c_str(), &end, 10);
-            if (v.empty() || *end || t < 1 || t > 256) throw handgraph::error("--threads: \"" + v + "\" is not a thread count (1-256)");
-            threads = int(t);
-        } else throw handgraph::error("unknown argument \"" + a + "\" (see --help)");
+        if (a == "--weights") weights = args.value();
+        else if (a == "--image") image = args.value();
+        else if (a == "--json") json_out = args.value();
+        else if (a == "--obj") obj_out = args.value();
+        else if (a == "--template") template_path = args.value();
+        else if (a == "--cam") cam = args.value();
+        else if (a == "--bbox") bbox = args.value();
+        else if (a == "--root") root = args.value();
+        else if (a == "--scale") scale = args.value();
+        else if (a == "--threads") threads = int(cli::parse_integer(a, args.value(), 1, 256, cli::thread_count_in));
+        else throw args.unknown();
     }
     int given = !cam.empty() + !bbox.empty() + !root.empty() + !scale.empty();
     if (given != 0 && given != 4) throw handgraph::error("--cam, --bbox, --root and --scale go together (metric outputs need all four)");
     handgraph::crop_params params;
     if (given == 4) {
-        params.cam = parse_floats<4>("--cam", cam);
-        params.bbox = parse_floats<4>("--bbox", bbox);
-        params.root_cm = parse_floats<3>("--root", root);
-        params.scale_cm = parse_floats<1>("--scale", scale)[0];
+        params.cam = cli::parse_floats<4>("--cam", cam);
+        params.bbox = cli::parse_floats<4>("--bbox", bbox);
+        params.root_cm = cli::parse_floats<3>("--root", root);
+        params.scale_cm = cli::parse_floats<1>("--scale", scale)[0];
         if (params.cam[0] == 0 || params.cam[1] == 0) throw handgraph::error("--cam: focal lengths must not be zero");
         if (!(params.bbox[2] > 0 && params.bbox[3] > 0)) throw handgraph::error("--bbox: width and height must be positive, got \"" + bbox + "\"");
     }
 
-    if (!json_out.empty()) check_writable("--json", json_out);
-    if (!obj_out.empty()) check_writable("--obj", obj_out);
+    if (!json_out.empty()) cli::check_writable("--json", json_out);
+    if (!obj_out.empty()) cli::check_writable("--obj", obj_out);
 
     // The crop before the model: a bad image is refused without loading the weights.
     std::vector<unsigned char> crop = image.empty() ? handgraph::demo_crop() : load_crop(image);
@@ -211,11 +162,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-    try {
-        return run(argc, argv);
-    } catch (const std::exception& e) {
-        std::cerr << "error: " << e.what() << "\n";
-        return 1;
-    }
-}
+int main(int argc, char** argv) { return cli::guarded_main(run, argc, argv); }

@@ -8,16 +8,15 @@
 // command line, refuses bad input before anything is written, and shows progress.
 #include <unistd.h>
 
-#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <memory>
 #include <string>
 
+#include "cli.hpp"
 #include "handgraph/eval/datasets.hpp"
 #include "handgraph/eval/evaluate.hpp"
 #include "handgraph/kernels/dispatch.hpp"
@@ -53,15 +52,6 @@ const char* usage =
     "  --resume    continue from the checkpoint (OUT/progress.partial.bin) that every run\n"
     "              keeps while it works; gives the same outputs as an uninterrupted run\n"
     "Progress goes to stderr: a bar on a terminal, a line every 5% otherwise.\n";
-
-long parse_count(const std::string& flag, const std::string& v, long lo, long hi) {
-    char* end = nullptr;
-    errno = 0;
-    long n = std::strtol(v.c_str(), &end, 10);
-    if (v.empty() || *end || errno || n < lo || n > hi)
-        throw handgraph::error(flag + ": \"" + v + "\" is not a whole number in " + std::to_string(lo) + ".." + std::to_string(hi));
-    return n;
-}
 
 std::string duration_text(double s) {
     if (!std::isfinite(s) || s < 0) return "?";
@@ -121,27 +111,23 @@ int run(int argc, char** argv) {
         std::cerr << usage;
         return 1;
     }
-    for (int i = 1; i < argc; ++i) {
-        std::string a = argv[i];
+    for (cli::arguments args(argc, argv); args.next();) {
+        const std::string& a = args.flag();
         if (a == "--help" || a == "-h") {
             std::cout << usage;
             return 0;
         }
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc) throw handgraph::error(a + " needs a value (see --help)");
-            return argv[++i];
-        };
-        if (a == "--dataset") dataset_kind = value();
-        else if (a == "--data") data = value();
-        else if (a == "--weights") weights = value();
-        else if (a == "--out") out = value();
-        else if (a == "--bboxes") bboxes = value();
-        else if (a == "--limit") limit = parse_count(a, value(), 1, 1L << 30);
-        else if (a == "--threads") threads = parse_count(a, value(), 1, 256);
-        else if (a == "--batch") batch = parse_count(a, value(), 1, 4096);
-        else if (a == "--vis") vis = parse_count(a, value(), 0, 1L << 30);
+        if (a == "--dataset") dataset_kind = args.value();
+        else if (a == "--data") data = args.value();
+        else if (a == "--weights") weights = args.value();
+        else if (a == "--out") out = args.value();
+        else if (a == "--bboxes") bboxes = args.value();
+        else if (a == "--limit") limit = cli::parse_integer(a, args.value(), 1, 1L << 30);
+        else if (a == "--threads") threads = cli::parse_integer(a, args.value(), 1, 256);
+        else if (a == "--batch") batch = cli::parse_integer(a, args.value(), 1, 4096);
+        else if (a == "--vis") vis = cli::parse_integer(a, args.value(), 0, 1L << 30);
         else if (a == "--resume") resume = true;
-        else throw handgraph::error("unknown argument \"" + a + "\" (see --help)");
+        else throw args.unknown();
     }
     if (dataset_kind.empty()) throw handgraph::error("--dataset is required (realworld or stb; see --help)");
     if (dataset_kind != "realworld" && dataset_kind != "stb")
@@ -184,13 +170,8 @@ int run(int argc, char** argv) {
     if (fs::exists(out_dir, ec) && !fs::is_directory(out_dir, ec)) throw handgraph::error("--out: '" + out + "' exists and is not a folder");
     fs::create_directories(out_dir, ec);
     if (ec) throw handgraph::error("--out: cannot create folder '" + out + "' (" + ec.message() + ")");
-    {
-        fs::path probe = out_dir / (".hand_eval-write-test-" + std::to_string(::getpid()));
-        std::FILE* f = std::fopen(probe.string().c_str(), "wb");
-        if (!f) throw handgraph::error("--out: folder '" + out + "' is not writable");
-        std::fclose(f);
-        fs::remove(probe, ec);
-    }
+    if (!cli::can_create_in(out_dir, ".hand_eval-write-test-" + std::to_string(::getpid())))
+        throw handgraph::error("--out: folder '" + out + "' is not writable");
 
     // 4. The run.
     const bool tty = ::isatty(STDERR_FILENO) == 1;
@@ -235,11 +216,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-    try {
-        return run(argc, argv);
-    } catch (const std::exception& e) {
-        std::cerr << "error: " << e.what() << "\n";
-        return 1;
-    }
-}
+int main(int argc, char** argv) { return cli::guarded_main(run, argc, argv); }

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "../../examples/cli.hpp"
 #include "handgraph/demo.hpp"
 #include "handgraph/io.hpp"
 #include "handgraph/json.hpp"
@@ -30,16 +31,12 @@ void append(std::string& out, const T* data, std::size_t n) {
 int run(int argc, char** argv) {
     std::string weights, out_dir, crop_path;
     int threads = 1;
-    for (int i = 1; i < argc; ++i) {
-        std::string a = argv[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc) throw handgraph::error(a + " needs a value");
-            return argv[++i];
-        };
-        if (a == "--weights") weights = value();
-        else if (a == "--out") out_dir = value();
-        else if (a == "--crop") crop_path = value();
-        else if (a == "--threads") threads = std::atoi(value().c_str());
+    for (cli::arguments args(argc, argv, ""); args.next();) {
+        const std::string& a = args.flag();
+        if (a == "--weights") weights = args.value();
+        else if (a == "--out") out_dir = args.value();
+        else if (a == "--crop") crop_path = args.value();
+        else if (a == "--threads") threads = std::atoi(args.value().c_str());
         else throw handgraph::error("unknown argument \"" + a + "\" (usage: compare_dump --weights W --out DIR [--threads N] [--crop FILE])");
     }
     if (weights.empty() || out_dir.empty() || threads < 1) throw handgraph::error("usage: compare_dump --weights W --out DIR [--threads N] [--crop FILE]");
@@ -88,11 +85,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-    try {
-        return run(argc, argv);
-    } catch (const std::exception& e) {
-        std::cerr << "error: " << e.what() << "\n";
-        return 1;
-    }
-}
+int main(int argc, char** argv) { return cli::guarded_main(run, argc, argv); }
