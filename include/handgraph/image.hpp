@@ -16,8 +16,8 @@
 // as computed, so the first and last rows of an upscale mix a row with itself, which
 // rounds differently from weight 1 (this is what makes them exact).
 //
-// Depends on error.hpp and the stb_image / stb_image_write declarations (the
-// implementation is compiled elsewhere, e.g. tools/runtime/stb_impl.cpp).
+// Depends on error.hpp, io.hpp (the atomic writer) and the stb_image / stb_image_write
+// declarations (the implementation is compiled elsewhere, e.g. tools/runtime/stb_impl.cpp).
 #pragma once
 #include <stb_image.h>
 #include <stb_image_write.h>
@@ -28,11 +28,11 @@
 #include <cstdio>
 #include <filesystem>
 #include <limits>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "error.hpp"
+#include "io.hpp"
 
 namespace handgraph {
 
@@ -289,7 +289,7 @@ inline image load_image(const std::filesystem::path& path, const image_load_opti
     return decode_image(bytes.data(), bytes.size(), path.string(), options);
 }
 
-// Writes a PNG (RGB, 8-bit) atomically: a temporary file beside it, then a rename.
+// Writes a PNG (RGB, 8-bit) atomically (io.hpp's write_file_atomic).
 inline void write_png(const std::filesystem::path& path, const image& img) {
     std::string where = "PNG '" + path.string() + "'";
     if (img.empty()) throw error(where + ": cannot write an empty image");
@@ -308,19 +308,7 @@ inline void write_png(const std::filesystem::path& path, const image& img) {
     };
     if (!stbi_write_png_to_func(sink, &encoded, img.width, img.height, 3, rgb.data(), img.width * 3))
         throw error(where + ": encoding failed");
-    std::random_device rd;
-    std::filesystem::path tmp = path;
-    tmp += ".tmp" + std::to_string(rd()) + std::to_string(rd());
-    std::FILE* f = std::fopen(tmp.string().c_str(), "wb");
-    if (!f) throw error(where + ": cannot write (does the folder exist?)");
-    bool ok = std::fwrite(encoded.data(), 1, encoded.size(), f) == encoded.size();
-    ok = (std::fclose(f) == 0) && ok;
-    std::error_code ec;
-    if (ok) std::filesystem::rename(tmp, path, ec);
-    if (!ok || ec) {
-        std::filesystem::remove(tmp, ec);
-        throw error(where + ": write failed");
-    }
+    write_file_atomic(path, std::string_view(reinterpret_cast<const char*>(encoded.data()), encoded.size()), "PNG");
 }
 
 // The w x h box at (x, y) of `src`; pixels outside src are 0 (black). The box may lie

@@ -1,40 +1,45 @@
-// handgraph/io.hpp: small output helpers shared by the examples: atomic file writes
-// (temporary file in the same folder, then rename: a failed run leaves nothing
-// half-written) and Wavefront OBJ export of a mesh. Depends on error.hpp.
+// handgraph/io.hpp: small output helpers: the one atomic file writer that every output
+// of handgraph goes through (write_png and write_mat too), and Wavefront OBJ export of a
+// mesh. Depends on error.hpp.
 #pragma once
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
+#include <random>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "error.hpp"
 
 namespace handgraph {
 
-inline void write_file_atomic(const std::string& path, const std::string& contents) {
+// Writes `bytes` to `path` atomically: into a new temporary file in the same folder
+// (<path>.tmp<random>, so the rename stays on one file system), flushed and closed, then
+// renamed over `path`. A failed write leaves nothing half-written: the temporary is
+// removed and `path` is untouched. Errors name the file, as "<what> '<path>': ..." or,
+// without `what`, "<path>: ...".
+inline void write_file_atomic(const std::filesystem::path& path, std::string_view bytes, const std::string& what = "") {
     namespace fs = std::filesystem;
-    fs::path target(path);
-    fs::path tmp = target;
-    tmp += ".tmp-" + std::to_string(std::uintptr_t(&contents) ^ std::uintptr_t(std::rand()));
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        if (!out) throw error(path + ": cannot write (does the folder exist and is it writable?)");
-        out.write(contents.data(), std::streamsize(contents.size()));
-        out.flush();
-        if (!out) {
-            std::error_code ec;
-            fs::remove(tmp, ec);
-            throw error(path + ": write failed (disk full?)");
-        }
-    }
+    const std::string where = what.empty() ? path.string() : what + " '" + path.string() + "'";
+    std::random_device rd;
+    fs::path tmp = path;
+    tmp += ".tmp" + std::to_string(rd()) + std::to_string(rd());
+    std::FILE* f = std::fopen(tmp.string().c_str(), "wbx");  // x: never an existing file
+    if (!f) throw error(where + ": cannot write (does the folder exist and is it writable?)");
+    bool ok = bytes.empty() || std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
+    ok = (std::fflush(f) == 0) && ok;
+    ok = (std::fclose(f) == 0) && ok;
     std::error_code ec;
-    fs::rename(tmp, target, ec);
+    if (!ok) {
+        fs::remove(tmp, ec);
+        throw error(where + ": write failed (disk full?)");
+    }
+    fs::rename(tmp, path, ec);
     if (ec) {
         fs::remove(tmp, ec);
-        throw error(path + ": cannot move the finished file into place");
+        throw error(where + ": cannot move the finished file into place");
     }
 }
 

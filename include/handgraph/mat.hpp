@@ -15,8 +15,8 @@
 // arrays of any class above, char arrays and cell arrays, written atomically.
 //
 // Arrays are column-major (MATLAB order); `as_double_row_major()` gives numpy's C order.
-// Depends on error.hpp and stb_image.h (zlib decoder; the implementation is compiled
-// elsewhere, e.g. tools/runtime/stb_impl.cpp).
+// Depends on error.hpp, io.hpp (the atomic writer) and stb_image.h (zlib decoder; the
+// implementation is compiled elsewhere, e.g. tools/runtime/stb_impl.cpp).
 #pragma once
 #include <stb_image.h>
 
@@ -30,7 +30,6 @@
 #include <ctime>
 #include <filesystem>
 #include <limits>
-#include <random>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -38,6 +37,7 @@
 #include <vector>
 
 #include "error.hpp"
+#include "io.hpp"
 
 namespace handgraph {
 
@@ -957,28 +957,6 @@ inline std::vector<unsigned char> read_file_bytes(const std::filesystem::path& p
     return bytes;
 }
 
-// Writes `bytes` to a temporary file beside `path`, then renames it into place.
-inline void write_file_atomically(const std::filesystem::path& path, const std::string& bytes, const std::string& what) {
-    std::random_device rd;
-    std::filesystem::path tmp = path;
-    tmp += ".tmp" + std::to_string(rd()) + std::to_string(rd());
-    std::FILE* f = std::fopen(tmp.string().c_str(), "wb");
-    if (!f) throw error(what + " '" + path.string() + "': cannot write (does the folder exist?)");
-    bool ok = bytes.empty() || std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
-    ok = (std::fflush(f) == 0) && ok;
-    ok = (std::fclose(f) == 0) && ok;
-    std::error_code ec;
-    if (!ok) {
-        std::filesystem::remove(tmp, ec);
-        throw error(what + " '" + path.string() + "': write failed (disk full?)");
-    }
-    std::filesystem::rename(tmp, path, ec);
-    if (ec) {
-        std::filesystem::remove(tmp, ec);
-        throw error(what + " '" + path.string() + "': cannot move the finished file into place");
-    }
-}
-
 }  // namespace detail
 
 // Parses a MAT file held in memory; `origin` names it in messages.
@@ -1030,7 +1008,7 @@ inline void write_mat(const std::filesystem::path& path, const std::vector<mat_a
     } catch (const error& e) {
         throw error("MAT file '" + path.string() + "': " + e.what());
     }
-    detail::write_file_atomically(path, bytes, "MAT file");
+    write_file_atomic(path, bytes, "MAT file");
 }
 
 }  // namespace handgraph
