@@ -1,5 +1,6 @@
-// The evaluation loop and its pictures (eval/evaluate.hpp): bitmap font, raster PCK plot,
-// z-buffered mesh rasteriser, checkpoint format, resume after an interruption, outputs.
+// The evaluation loop (eval/evaluate.hpp) and its checkpoint (eval/checkpoint.hpp):
+// checkpoint format, resume after an interruption, outputs. Its pictures are tested in
+// test_eval_render.cpp.
 // The binary examples/hand_eval is tested end to end by tests/test_hand_eval*.py.
 #include <doctest/doctest.h>
 
@@ -15,15 +16,6 @@
 using namespace handgraph;
 
 namespace {
-
-std::size_t count_color(const image& img, bgr c, int x0 = 0, int y0 = 0, int x1 = -1, int y1 = -1) {
-    if (x1 < 0) x1 = img.width - 1;
-    if (y1 < 0) y1 = img.height - 1;
-    std::size_t n = 0;
-    for (int y = y0; y <= y1; ++y)
-        for (int x = x0; x <= x1; ++x) n += img.at(x, y, 0) == c.b && img.at(x, y, 1) == c.g && img.at(x, y, 2) == c.r;
-    return n;
-}
 
 // A data set of generated crops with made-up labels (no files).
 class fake_dataset : public dataset {
@@ -59,118 +51,6 @@ private:
 model test_model() { return random_model(3, synthetic_template()); }
 
 }  // namespace
-
-TEST_CASE("evaluate: bitmap font") {
-    image img(40, 12);
-    draw_text(img, 0, 0, "1", bgr{255, 255, 255});
-    // '1' = "..#.." ".##.." "..#.." x4 ".###."
-    CHECK(img.at(2, 0, 0) == 255);
-    CHECK(img.at(0, 0, 0) == 0);
-    CHECK(img.at(1, 1, 0) == 255);
-    CHECK(img.at(1, 6, 0) == 255);
-    CHECK(img.at(3, 6, 0) == 255);
-    CHECK(img.at(0, 6, 0) == 0);
-    CHECK(text_width("1", 1) == 5);
-    CHECK(text_width("12", 2) == 22);
-    CHECK(text_width("", 3) == 0);
-    // Unknown characters draw as '?'; descenders go below the baseline; clipping.
-    image a(12, 12), b(12, 12);
-    draw_text(a, 0, 0, "\x7f", bgr{9, 9, 9});
-    draw_text(b, 0, 0, "?", bgr{9, 9, 9});
-    CHECK(a.pixels == b.pixels);
-    image g(8, 12);
-    draw_text(g, 0, 0, "g", bgr{1, 1, 1});
-    CHECK(count_color(g, bgr{1, 1, 1}, 0, 7, 7, 8) > 0);
-    image tiny(3, 3);
-    draw_text(tiny, -20, -20, "hello, world 0123456789 %()", bgr{1, 2, 3}, 3);
-    draw_text(tiny, 1, 1, "W", bgr{1, 2, 3}, 4, true);
-    CHECK(count_color(tiny, bgr{1, 2, 3}) > 0);
-    // Every glyph has ink (but the space).
-    for (char c = 32; c < 127; ++c) {
-        image t(8, 12);
-        draw_text(t, 0, 0, std::string(1, c), bgr{7, 7, 7});
-        if (c != ' ') CHECK_MESSAGE(count_color(t, bgr{7, 7, 7}) > 0, "glyph " << c);
-    }
-}
-
-TEST_CASE("evaluate: PCK plot as a picture") {
-    std::vector<double> errors;
-    for (int i = 0; i < 200; ++i) errors.push_back(i * 0.3);
-    pck_curve c = compute_pck(errors, default_pck_thresholds_mm());
-    image img = pck_plot_image(c, "3D PCK: test, 200 frames");
-    CHECK(img.width == 640);
-    CHECK(img.height == 480);
-    const bgr curve{40, 40, 214};
-    CHECK(count_color(img, curve) > 500);
-    // The curve starts at (20 mm, PCK(20)) and ends at (50 mm, 1.0): left and right edges of the axes.
-    // Axes span x 78..616, y 48 (PCK 1) .. 414 (PCK 0).
-    int y_end = int(std::lround(414 + c.pck.back() * (48 - 414)));
-    CHECK(img.at(616, y_end, 2) == 214);
-    int y_start = int(std::lround(414 + c.pck[0] * (48 - 414)));
-    CHECK(img.at(78, y_start, 2) == 214);
-    CHECK(count_color(img, bgr{0, 0, 0}) > 1000);  // frame, ticks, title
-    // Legend text includes the AUC; the legend box avoids the curve: a curve high at the
-    // right puts it bottom right, one low everywhere elsewhere (still a valid picture).
-    pck_curve low = compute_pck(std::vector<double>(50, 100.0), default_pck_thresholds_mm());
-    CHECK(low.auc == 0);
-    image img2 = pck_plot_image(low, "all wrong");
-    CHECK(count_color(img2, curve) > 500);
-    CHECK_THROWS_AS(pck_plot_image(pck_curve{}, "x"), error);
-}
-
-TEST_CASE("evaluate: mesh rasteriser (projection, coverage, z-buffer, Lambert, alpha)") {
-    // Camera looking down +z; box = the whole 256x256 "original image", so crop = image.
-    std::array<double, 4> cam{100, 100, 128, 128};
-    std::array<int, 4> box{0, 0, 256, 256};
-    // A triangle facing the camera at z = 10: projects to (128,128), (228,128), (128,228).
-    std::vector<float> v = {0, 0, 10, 10, 0, 10, 0, 10, 10};
-    std::vector<std::int32_t> f = {0, 1, 2};
-    mesh_render_style st;
-    st.alpha = 1.0;
-    st.ambient = 0.0;
-    st.color = {100, 200, 250};
-    image img(256, 256);
-    std::size_t covered = render_mesh(img, v, f, cam, box, st);
-    // Pixels with x, y >= 128 and (x - 128) + (y - 128) <= 100: 101 * 102 / 2.
-    CHECK(covered == 5151);
-    CHECK(img.at(130, 130, 0) > 0);
-    CHECK(img.at(127, 130, 0) == 0);
-    CHECK(img.at(200, 200, 0) == 0);
-    // Lambert with a head light: brightness = |cos| between the normal (0, 0, 1) and the
-    // direction to the centroid (10/3, 10/3, 10).
-    double cosang = 10.0 / std::sqrt(100.0 / 9 * 2 + 100);
-    CHECK(int(img.at(130, 130, 2)) == int(std::lround(250 * cosang)));
-    // A second triangle in front (z = 5), tilted: the nearer one wins where they overlap.
-    std::vector<float> v2 = {0, 0, 10, 10, 0, 10, 0, 10, 10, -1, -1, 5, 2, -1, 5, -1, 2, 7};
-    std::vector<std::int32_t> f2 = {0, 1, 2, 3, 4, 5};
-    image both(256, 256);
-    render_mesh(both, v2, f2, cam, box, st);
-    image front(256, 256);
-    render_mesh(front, v2, {3, 4, 5}, cam, box, st);
-    CHECK(both.at(135, 135, 2) == front.at(135, 135, 2));
-    CHECK(both.at(135, 135, 2) != img.at(135, 135, 2));
-    // Order of faces does not matter.
-    image rev(256, 256);
-    render_mesh(rev, v2, {3, 4, 5, 0, 1, 2}, cam, box, st);
-    CHECK(rev.pixels == both.pixels);
-    // Alpha blending over a grey picture; behind the camera / NaN: nothing drawn.
-    image grey(256, 256);
-    std::fill(grey.pixels.begin(), grey.pixels.end(), std::uint8_t(100));
-    st.alpha = 0.5;
-    render_mesh(grey, v, f, cam, box, st);
-    CHECK(int(grey.at(130, 130, 2)) == int(std::lround(0.5 * 100 + 0.5 * 250 * cosang)));
-    CHECK(grey.at(10, 10, 2) == 100);
-    image none(256, 256);
-    std::vector<float> behind = {0, 0, -10, 10, 0, -10, 0, 10, -10}, nan = {0, 0, NAN, 10, 0, 10, 0, 10, 10};
-    CHECK(render_mesh(none, behind, f, cam, box, st) == 0);
-    CHECK(render_mesh(none, nan, f, cam, box, st) == 0);
-    CHECK(render_mesh(none, v, {0, 1, 7}, cam, box, st) == 0);  // index out of range: skipped
-    for (auto p : none.pixels) CHECK(p == 0);
-    // Huge triangles are clipped to the picture.
-    std::vector<float> huge = {-1e6f, -1e6f, 10, 1e6f, -1e6f, 10, 0, 1e6f, 10};
-    image all(64, 64);
-    CHECK(render_mesh(all, huge, f, {100, 100, 32, 32}, {0, 0, 64, 64}, st) == 64 * 64);
-}
 
 TEST_CASE("evaluate: checkpoint format round trip and refusals") {
     evaluation_checkpoint c;

@@ -11,6 +11,7 @@
 // handgraph::error naming the path (and variable or frame).
 // Depends on image.hpp, mat.hpp, eval/pose.hpp.
 #pragma once
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <filesystem>
@@ -44,6 +45,11 @@ public:
     // Frame i (0-based). with_image = false skips reading the image (crop stays empty).
     virtual sample load(std::size_t i, bool with_image = true) const = 0;
 };
+
+// Frames an evaluation over `ds` with `limit` covers: the first `limit` (0: all).
+inline std::size_t evaluation_frames(const dataset& ds, std::size_t limit) {
+    return limit ? std::min(limit, ds.size()) : ds.size();
+}
 
 namespace detail {
 

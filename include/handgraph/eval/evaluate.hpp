@@ -1,5 +1,5 @@
 // handgraph/eval/evaluate.hpp: the evaluation loop of examples/hand_eval as a library,
-// and the pictures it draws.
+// and the files it writes.
 //
 //   handgraph::real_world_testset ds("data/real_world_testset");
 //   auto model = handgraph::model::load("weights/stb.safetensors");
@@ -17,11 +17,11 @@
 //   summary.json, per_frame.csv, pck.png, and with vis > 0, vis/<frame>.png (crop with the 2D skeleton | crop with the predicted
 //   mesh, shaded) and vis/<frame>.obj. Every file is written to a temporary name and
 //   renamed; summary.json comes last.
-// - Pictures: a 5x7 bitmap font (draw_text), the PCK curve as a raster plot
-//   (pck_plot_image) and a z-buffered, flat-shaded triangle rasteriser (render_mesh).
+// The pictures come from eval/font.hpp, eval/pck_image.hpp, eval/mesh_render.hpp and
+// eval/render.hpp; the checkpoint format and run fingerprint from eval/checkpoint.hpp.
 //
 // Depends on pipeline.hpp, io.hpp, json.hpp, mat.hpp, image.hpp, eval/datasets.hpp,
-// eval/metrics.hpp, eval/render.hpp.
+// eval/metrics.hpp, eval/checkpoint.hpp and the picture headers above.
 #pragma once
 #include <algorithm>
 #include <array>
@@ -33,7 +33,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <limits>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -43,347 +43,18 @@
 #include "../json.hpp"
 #include "../mat.hpp"
 #include "../pipeline.hpp"
+#include "checkpoint.hpp"
 #include "datasets.hpp"
+#include "font.hpp"
+#include "mesh_render.hpp"
 #include "metrics.hpp"
+#include "pck_image.hpp"
 #include "pose.hpp"
 #include "render.hpp"
 
 namespace handgraph {
 
-// ---------------------------------------------------------------- bitmap font
-
-namespace detail {
-
-// 5-pixel-wide glyphs, 7 rows above the baseline and up to 2 below ('#' = ink).
-struct font_glyph {
-    char c;
-    std::array<const char*, 9> rows;  // top to bottom; nullptr past the last row
-};
-
-inline const std::array<const font_glyph*, 128>& font_table() {
-    static const font_glyph glyphs[] = {
-        {' ', {".....", ".....", ".....", ".....", ".....", ".....", "....."}},
-        {'0', {".###.", "#...#", "#..##", "#.#.#", "##..#", "#...#", ".###."}},
-        {'1', {"..#..", ".##..", "..#..", "..#..", "..#..", "..#..", ".###."}},
-        {'2', {".###.", "#...#", "....#", "...#.", "..#..", ".#...", "#####"}},
-        {'3', {"####.", "....#", "....#", ".###.", "....#", "....#", "####."}},
-        {'4', {"...#.", "..##.", ".#.#.", "#..#.", "#####", "...#.", "...#."}},
-        {'5', {"#####", "#....", "####.", "....#", "....#", "#...#", ".###."}},
-        {'6', {"..##.", ".#...", "#....", "####.", "#...#", "#...#", ".###."}},
-        {'7', {"#####", "....#", "...#.", "..#..", ".#...", ".#...", ".#..."}},
-        {'8', {".###.", "#...#", "#...#", ".###.", "#...#", "#...#", ".###."}},
-        {'9', {".###.", "#...#", "#...#", ".####", "....#", "...#.", ".##.."}},
-        {'A', {".###.", "#...#", "#...#", "#####", "#...#", "#...#", "#...#"}},
-        {'B', {"####.", "#...#", "#...#", "####.", "#...#", "#...#", "####."}},
-        {'C', {".###.", "#...#", "#....", "#....", "#....", "#...#", ".###."}},
-        {'D', {"####.", "#...#", "#...#", "#...#", "#...#", "#...#", "####."}},
-        {'E', {"#####", "#....", "#....", "####.", "#....", "#....", "#####"}},
-        {'F', {"#####", "#....", "#....", "####.", "#....", "#....", "#...."}},
-        {'G', {".###.", "#...#", "#....", "#.###", "#...#", "#...#", ".####"}},
-        {'H', {"#...#", "#...#", "#...#", "#####", "#...#", "#...#", "#...#"}},
-        {'I', {".###.", "..#..", "..#..", "..#..", "..#..", "..#..", ".###."}},
-        {'J', {"..###", "...#.", "...#.", "...#.", "...#.", "#..#.", ".##.."}},
-        {'K', {"#...#", "#..#.", "#.#..", "##...", "#.#..", "#..#.", "#...#"}},
-        {'L', {"#....", "#....", "#....", "#....", "#....", "#....", "#####"}},
-        {'M', {"#...#", "##.##", "#.#.#", "#.#.#", "#...#", "#...#", "#...#"}},
-        {'N', {"#...#", "#...#", "##..#", "#.#.#", "#..##", "#...#", "#...#"}},
-        {'O', {".###.", "#...#", "#...#", "#...#", "#...#", "#...#", ".###."}},
-        {'P', {"####.", "#...#", "#...#", "####.", "#....", "#....", "#...."}},
-        {'Q', {".###.", "#...#", "#...#", "#...#", "#.#.#", "#..#.", ".##.#"}},
-        {'R', {"####.", "#...#", "#...#", "####.", "#.#..", "#..#.", "#...#"}},
-        {'S', {".####", "#....", "#....", ".###.", "....#", "....#", "####."}},
-        {'T', {"#####", "..#..", "..#..", "..#..", "..#..", "..#..", "..#.."}},
-        {'U', {"#...#", "#...#", "#...#", "#...#", "#...#", "#...#", ".###."}},
-        {'V', {"#...#", "#...#", "#...#", "#...#", "#...#", ".#.#.", "..#.."}},
-        {'W', {"#...#", "#...#", "#...#", "#.#.#", "#.#.#", "#.#.#", ".#.#."}},
-        {'X', {"#...#", "#...#", ".#.#.", "..#..", ".#.#.", "#...#", "#...#"}},
-        {'Y', {"#...#", "#...#", ".#.#.", "..#..", "..#..", "..#..", "..#.."}},
-        {'Z', {"#####", "....#", "...#.", "..#..", ".#...", "#....", "#####"}},
-        {'a', {".....", ".....", ".###.", "....#", ".####", "#...#", ".####"}},
-        {'b', {"#....", "#....", "#.##.", "##..#", "#...#", "#...#", "####."}},
-        {'c', {".....", ".....", ".###.", "#....", "#....", "#...#", ".###."}},
-        {'d', {"....#", "....#", ".##.#", "#..##", "#...#", "#...#", ".####"}},
-        {'e', {".....", ".....", ".###.", "#...#", "#####", "#....", ".###."}},
-        {'f', {"..##.", ".#..#", ".#...", "###..", ".#...", ".#...", ".#..."}},
-        {'g', {".....", ".....", ".####", "#...#", "#...#", ".####", "....#", "#...#", ".###."}},
-        {'h', {"#....", "#....", "#.##.", "##..#", "#...#", "#...#", "#...#"}},
-        {'i', {"..#..", ".....", ".##..", "..#..", "..#..", "..#..", ".###."}},
-        {'j', {"...#.", ".....", "..##.", "...#.", "...#.", "...#.", "...#.", "#..#.", ".##.."}},
-        {'k', {"#....", "#....", "#..#.", "#.#..", "##...", "#.#..", "#..#."}},
-        {'l', {".##..", "..#..", "..#..", "..#..", "..#..", "..#..", ".###."}},
-        {'m', {".....", ".....", "##.#.", "#.#.#", "#.#.#", "#.#.#", "#.#.#"}},
-        {'n', {".....", ".....", "#.##.", "##..#", "#...#", "#...#", "#...#"}},
-        {'o', {".....", ".....", ".###.", "#...#", "#...#", "#...#", ".###."}},
-        {'p', {".....", ".....", "####.", "#...#", "#...#", "#...#", "####.", "#....", "#...."}},
-        {'q', {".....", ".....", ".####", "#...#", "#...#", "#...#", ".####", "....#", "....#"}},
-        {'r', {".....", ".....", "#.##.", "##..#", "#....", "#....", "#...."}},
-        {'s', {".....", ".....", ".###.", "#....", ".###.", "....#", "####."}},
-        {'t', {".#...", ".#...", "###..", ".#...", ".#...", ".#..#", "..##."}},
-        {'u', {".....", ".....", "#...#", "#...#", "#...#", "#..##", ".##.#"}},
-        {'v', {".....", ".....", "#...#", "#...#", "#...#", ".#.#.", "..#.."}},
-        {'w', {".....", ".....", "#...#", "#...#", "#.#.#", "#.#.#", ".#.#."}},
-        {'x', {".....", ".....", "#...#", ".#.#.", "..#..", ".#.#.", "#...#"}},
-        {'y', {".....", ".....", "#...#", "#...#", "#...#", ".####", "....#", "#...#", ".###."}},
-        {'z', {".....", ".....", "#####", "...#.", "..#..", ".#...", "#####"}},
-        {'.', {".....", ".....", ".....", ".....", ".....", ".##..", ".##.."}},
-        {',', {".....", ".....", ".....", ".....", ".....", ".##..", ".##..", "..#..", ".#..."}},
-        {':', {".....", ".##..", ".##..", ".....", ".##..", ".##..", "....."}},
-        {'(', {"...#.", "..#..", ".#...", ".#...", ".#...", "..#..", "...#."}},
-        {')', {".#...", "..#..", "...#.", "...#.", "...#.", "..#..", ".#..."}},
-        {'-', {".....", ".....", ".....", "#####", ".....", ".....", "....."}},
-        {'+', {".....", "..#..", "..#..", "#####", "..#..", "..#..", "....."}},
-        {'=', {".....", ".....", "#####", ".....", "#####", ".....", "....."}},
-        {'/', {"....#", "....#", "...#.", "..#..", ".#...", "#....", "#...."}},
-        {'%', {"##..#", "##..#", "...#.", "..#..", ".#...", "#..##", "#..##"}},
-        {'_', {".....", ".....", ".....", ".....", ".....", ".....", "#####"}},
-        {'\'', {"..#..", "..#..", ".#...", ".....", ".....", ".....", "....."}},
-        {'[', {".###.", ".#...", ".#...", ".#...", ".#...", ".#...", ".###."}},
-        {']', {".###.", "...#.", "...#.", "...#.", "...#.", "...#.", ".###."}},
-        {'?', {".###.", "#...#", "....#", "...#.", "..#..", ".....", "..#.."}},
-        {'*', {".....", "..#..", "#.#.#", ".###.", "#.#.#", "..#..", "....."}},
-        {'#', {".#.#.", ".#.#.", "#####", ".#.#.", "#####", ".#.#.", ".#.#."}},
-    };
-    static const std::array<const font_glyph*, 128> table = [] {
-        std::array<const font_glyph*, 128> t{};
-        for (const auto& g : glyphs) t[std::size_t(static_cast<unsigned char>(g.c))] = &g;
-        return t;
-    }();
-    return table;
-}
-
-// The glyph of c, or '?' for characters outside the font.
-inline const font_glyph& font_glyph_of(char c) {
-    const auto& t = font_table();
-    unsigned char u = static_cast<unsigned char>(c);
-    const font_glyph* g = u < 128 ? t[u] : nullptr;
-    return g ? *g : *t[std::size_t('?')];
-}
-
-inline void put_pixel(image& img, int x, int y, bgr color) {
-    if (x < 0 || y < 0 || x >= img.width || y >= img.height) return;
-    std::uint8_t* p = img.row(y) + std::size_t(x) * 3;
-    p[0] = color.b;
-    p[1] = color.g;
-    p[2] = color.r;
-}
-
-inline void fill_rect(image& img, int x0, int y0, int x1, int y1, bgr color) {  // inclusive corners
-    for (int y = std::max(0, y0); y <= std::min(img.height - 1, y1); ++y)
-        for (int x = std::max(0, x0); x <= std::min(img.width - 1, x1); ++x) put_pixel(img, x, y, color);
-}
-
-}  // namespace detail
-
-// Glyph cell: 6 x 10 pixels at scale 1 (5 of ink, 1 of spacing; 7 above the baseline).
-constexpr int font_advance = 6, font_line_height = 10, font_cap_height = 7;
-
-inline int text_width(const std::string& text, int scale = 1) {
-    return text.empty() ? 0 : int(text.size()) * font_advance * scale - scale;
-}
-
-// Draws `text` with its top-left corner at (x, y); vertical = true turns it 90 degrees
-// counter-clockwise (reading bottom to top, (x, y) then being the bottom-left corner).
-// Characters outside the font are drawn as '?'. Clipped to the image.
-inline void draw_text(image& img, int x, int y, const std::string& text, bgr color, int scale = 1, bool vertical = false) {
-    scale = std::max(1, scale);
-    for (std::size_t i = 0; i < text.size(); ++i) {
-        const auto& glyph = detail::font_glyph_of(text[i]);
-        for (int gy = 0; gy < 9 && glyph.rows[std::size_t(gy)]; ++gy)
-            for (int gx = 0; gx < 5; ++gx) {
-                if (glyph.rows[std::size_t(gy)][gx] != '#') continue;
-                int cx = int(i) * font_advance + gx;  // along the text
-                for (int sy = 0; sy < scale; ++sy)
-                    for (int sx = 0; sx < scale; ++sx) {
-                        int along = cx * scale + sx, across = gy * scale + sy;
-                        if (vertical) detail::put_pixel(img, x + across, y - along, color);
-                        else detail::put_pixel(img, x + along, y + across, color);
-                    }
-            }
-    }
-}
-
-// ---------------------------------------------------------------- PCK plot (raster)
-
-// The PCK curve as a 640 x 480 picture: axes with ticks and labels, grid, the curve
-// with markers, and a legend with the AUC. y runs from 0 to 1.
-inline image pck_plot_image(const pck_curve& curve, const std::string& title, const std::string& label = "handgraph") {
-    const auto& t = curve.thresholds_mm;
-    if (t.size() < 2 || curve.pck.size() != t.size()) throw error("pck_plot_image: needs a curve of at least two thresholds");
-    const int W = 640, H = 480, left = 78, right = 24, top = 48, bottom = 66;
-    const bgr white{255, 255, 255}, black{0, 0, 0}, grid{225, 225, 225}, line{40, 40, 214}, text_col{30, 30, 30};
-    image img(W, H);
-    std::fill(img.pixels.begin(), img.pixels.end(), std::uint8_t(255));
-    const double x0 = left, x1 = W - right, y0 = H - bottom, y1 = top;  // y0: PCK 0, y1: PCK 1
-    auto X = [&](double mm) { return x0 + (mm - t.front()) / (t.back() - t.front()) * (x1 - x0); };
-    auto Y = [&](double p) { return y0 + std::clamp(p, 0.0, 1.0) * (y1 - y0); };
-    // grid and y ticks
-    for (int k = 0; k <= 10; ++k) {
-        double p = k / 10.0;
-        int y = int(std::lround(Y(p)));
-        if (k % 2 == 0) {
-            draw_line(img, x0, y, x1, y, grid, 1);
-            char b[16];
-            std::snprintf(b, sizeof b, "%.1f", p);
-            draw_text(img, left - 10 - text_width(b, 2), y - font_cap_height, b, text_col, 2);
-        }
-        draw_line(img, x0 - 6, y, x0, y, black, 1);
-    }
-    // x ticks every 5 mm (or at every threshold when the range is short)
-    double span = t.back() - t.front(), step = span >= 10 ? 5 : span / 2;
-    for (double mm = std::ceil(t.front() / step) * step; mm <= t.back() + 1e-9; mm += step) {
-        int x = int(std::lround(X(mm)));
-        draw_line(img, x, y1, x, y0, grid, 1);
-        draw_line(img, x, y0, x, y0 + 6, black, 1);
-        char b[16];
-        std::snprintf(b, sizeof b, "%g", mm);
-        draw_text(img, x - text_width(b, 2) / 2, int(y0) + 12, b, text_col, 2);
-    }
-    // frame
-    draw_line(img, x0, y0, x1, y0, black, 1);
-    draw_line(img, x0, y1, x1, y1, black, 1);
-    draw_line(img, x0, y0, x0, y1, black, 1);
-    draw_line(img, x1, y0, x1, y1, black, 1);
-    // labels and title
-    const std::string xl = "error threshold (mm)", yl = "3D PCK";
-    draw_text(img, int((x0 + x1) / 2) - text_width(xl, 2) / 2, H - 30, xl, text_col, 2);
-    draw_text(img, 10, int((y0 + y1) / 2) + text_width(yl, 2) / 2, yl, text_col, 2, true);
-    std::string ti = title;
-    int tscale = text_width(ti, 2) <= W - 20 ? 2 : 1;
-    if (text_width(ti, tscale) > W - 10) ti = ti.substr(0, std::size_t((W - 10) / font_advance - 3)) + "...";
-    draw_text(img, W / 2 - text_width(ti, tscale) / 2, 14, ti, black, tscale);
-    // curve
-    for (std::size_t i = 1; i < t.size(); ++i) draw_line(img, X(t[i - 1]), Y(curve.pck[i - 1]), X(t[i]), Y(curve.pck[i]), line, 3);
-    for (std::size_t i = 0; i < t.size(); ++i) draw_disc(img, X(t[i]), Y(curve.pck[i]), 3.5, line);
-    // legend: the first corner of the axes (bottom right, top left, top right, bottom
-    // left) whose box the curve does not cross
-    char auc[64];
-    std::snprintf(auc, sizeof auc, " (AUC %.3f)", curve.auc);
-    std::string legend = label + auc;
-    const int lw = text_width(legend, 2) + 46, lh = 30;
-    auto crosses = [&](int bx, int by) {
-        for (std::size_t i = 1; i < t.size(); ++i)
-            for (int s = 0; s <= 64; ++s) {
-                double a = s / 64.0;
-                double px = X(t[i - 1]) * (1 - a) + X(t[i]) * a, py = Y(curve.pck[i - 1]) * (1 - a) + Y(curve.pck[i]) * a;
-                if (px >= bx - 6 && px <= bx + lw + 6 && py >= by - 6 && py <= by + lh + 6) return true;
-            }
-        return false;
-    };
-    const int corners[4][2] = {{int(x1) - lw - 10, int(y0) - lh - 10}, {int(x0) + 10, int(y1) + 10},
-                               {int(x1) - lw - 10, int(y1) + 10}, {int(x0) + 10, int(y0) - lh - 10}};
-    int lx = corners[0][0], ly = corners[0][1];
-    for (const auto& c : corners)
-        if (!crosses(c[0], c[1])) {
-            lx = c[0];
-            ly = c[1];
-            break;
-        }
-    detail::fill_rect(img, lx, ly, lx + lw, ly + lh, white);
-    draw_line(img, lx, ly, lx + lw, ly, black, 1);
-    draw_line(img, lx, ly + lh, lx + lw, ly + lh, black, 1);
-    draw_line(img, lx, ly, lx, ly + lh, black, 1);
-    draw_line(img, lx + lw, ly, lx + lw, ly + lh, black, 1);
-    draw_line(img, lx + 8, ly + lh / 2, lx + 36, ly + lh / 2, line, 3);
-    draw_disc(img, lx + 22, ly + lh / 2, 3.5, line);
-    draw_text(img, lx + 42, ly + lh / 2 - font_cap_height, legend, text_col, 2);
-    return img;
-}
-
-// ---------------------------------------------------------------- mesh rasteriser
-
-struct mesh_render_style {
-    bgr color{150, 190, 235};  // BGR: a light skin tone
-    double alpha = 0.75;       // opacity of the mesh over the picture
-    double ambient = 0.3;      // light that every face gets
-};
-
-// Renders a triangle mesh given in camera space (cm; vertices n x 3, faces m x 3) into
-// img: each vertex is projected with cam = fx, fy, u0, v0 and the crop box [x, y, w, h]
-// mapped onto the image (as eval/render.hpp's project_to_crop), pixel (px, py) sampled at
-// its integer coordinates (the pipeline's uv convention). Hidden surfaces by a z-buffer
-// (1/z interpolated linearly in the image: perspective-correct); each face flat-shaded by
-// Lambert's law with a light at the camera, two-sided, then alpha-blended over img.
-// Faces with a vertex at z <= 0 or not finite are skipped. Returns the pixels covered.
-inline std::size_t render_mesh(image& img, const std::vector<float>& vertices, const std::vector<std::int32_t>& faces,
-                               const std::array<double, 4>& cam, const std::array<int, 4>& bbox, const mesh_render_style& style = {}) {
-    if (img.empty() || bbox[2] <= 0 || bbox[3] <= 0) return 0;
-    const std::size_t nv = vertices.size() / 3;
-    std::vector<double> sx(nv), sy(nv), iz(nv);
-    std::vector<char> ok(nv, 0);
-    for (std::size_t v = 0; v < nv; ++v) {
-        double X = vertices[3 * v], Y = vertices[3 * v + 1], Z = vertices[3 * v + 2];
-        if (!(Z > 0) || !std::isfinite(X) || !std::isfinite(Y) || !std::isfinite(Z)) continue;
-        double u = X / Z * cam[0] + cam[2], w = Y / Z * cam[1] + cam[3];
-        sx[v] = (u - bbox[0]) / bbox[2] * img.width;
-        sy[v] = (w - bbox[1]) / bbox[3] * img.height;
-        iz[v] = 1.0 / Z;
-        ok[v] = std::isfinite(sx[v]) && std::isfinite(sy[v]) && std::abs(sx[v]) < 1e9 && std::abs(sy[v]) < 1e9;
-    }
-    const std::size_t npx = std::size_t(img.width) * std::size_t(img.height);
-    std::vector<double> zbuf(npx, 0.0);   // 1/z of the nearest face so far (0: none)
-    std::vector<float> shade(npx, -1.f);  // its brightness
-    for (std::size_t f = 0; f + 2 < faces.size(); f += 3) {
-        std::size_t a = std::size_t(faces[f]), b = std::size_t(faces[f + 1]), c = std::size_t(faces[f + 2]);
-        if (a >= nv || b >= nv || c >= nv || !ok[a] || !ok[b] || !ok[c]) continue;
-        // Lambert with a head light: |n . direction to the camera|.
-        double e1[3], e2[3], n[3], cen[3];
-        for (int k = 0; k < 3; ++k) {
-            e1[k] = double(vertices[3 * b + k]) - vertices[3 * a + k];
-            e2[k] = double(vertices[3 * c + k]) - vertices[3 * a + k];
-            cen[k] = (double(vertices[3 * a + k]) + vertices[3 * b + k] + vertices[3 * c + k]) / 3.0;
-        }
-        n[0] = e1[1] * e2[2] - e1[2] * e2[1];
-        n[1] = e1[2] * e2[0] - e1[0] * e2[2];
-        n[2] = e1[0] * e2[1] - e1[1] * e2[0];
-        double nl = std::sqrt(n[0] * n[0] + n[1] * n[1] + n[2] * n[2]);
-        double cl = std::sqrt(cen[0] * cen[0] + cen[1] * cen[1] + cen[2] * cen[2]);
-        if (!(nl > 0) || !(cl > 0)) continue;
-        double lambert = std::abs(n[0] * cen[0] + n[1] * cen[1] + n[2] * cen[2]) / (nl * cl);
-        float bright = float(style.ambient + (1.0 - style.ambient) * lambert);
-        // Edge functions over the clipped bounding box.
-        double area = (sx[b] - sx[a]) * (sy[c] - sy[a]) - (sy[b] - sy[a]) * (sx[c] - sx[a]);
-        if (!(std::abs(area) > 1e-12)) continue;
-        int bx0 = std::max(0, int(std::ceil(std::min({sx[a], sx[b], sx[c]}))));
-        int bx1 = std::min(img.width - 1, int(std::floor(std::max({sx[a], sx[b], sx[c]}))));
-        int by0 = std::max(0, int(std::ceil(std::min({sy[a], sy[b], sy[c]}))));
-        int by1 = std::min(img.height - 1, int(std::floor(std::max({sy[a], sy[b], sy[c]}))));
-        for (int py = by0; py <= by1; ++py)
-            for (int px = bx0; px <= bx1; ++px) {
-                // Each weight from its own edge function: exact on integer coordinates,
-                // so pixels on a shared edge belong to both triangles (no cracks).
-                double w0 = ((sx[b] - px) * (sy[c] - py) - (sy[b] - py) * (sx[c] - px)) / area;
-                double w1 = ((sx[c] - px) * (sy[a] - py) - (sy[c] - py) * (sx[a] - px)) / area;
-                double w2 = ((sx[a] - px) * (sy[b] - py) - (sy[a] - py) * (sx[b] - px)) / area;
-                if (w0 < 0 || w1 < 0 || w2 < 0) continue;
-                double z = w0 * iz[a] + w1 * iz[b] + w2 * iz[c];
-                std::size_t i = std::size_t(py) * std::size_t(img.width) + std::size_t(px);
-                if (z > zbuf[i]) {
-                    zbuf[i] = z;
-                    shade[i] = bright;
-                }
-            }
-    }
-    std::size_t covered = 0;
-    const double al = std::clamp(style.alpha, 0.0, 1.0);
-    const double col[3] = {double(style.color.b), double(style.color.g), double(style.color.r)};
-    for (std::size_t i = 0; i < npx; ++i) {
-        if (shade[i] < 0) continue;
-        ++covered;
-        std::uint8_t* p = img.pixels.data() + i * 3;
-        for (int k = 0; k < 3; ++k)
-            p[k] = std::uint8_t(std::clamp(std::lround((1.0 - al) * p[k] + al * col[k] * double(shade[i])), 0L, 255L));
-    }
-    return covered;
-}
-
 // ---------------------------------------------------------------- the evaluation loop
-
-// What the run keeps of one frame's estimate.
-struct frame_estimate {
-    std::array<float, pose_joint_count * 3> pose_xyz{};  // cm, as the pipeline gives them
-    std::array<std::int32_t, pose_joint_count * 2> uv{};  // crop pixels
-    std::vector<float> mesh_xyz;                          // cm, only for frames < vis
-};
 
 struct evaluation_options {
     std::size_t limit = 0;  // first `limit` frames; 0: all
@@ -409,148 +80,6 @@ struct evaluation_run {
     double wall_s = 0;                    // time this run spent on the frames it estimated
     int threads = 1, batch = 1;
 };
-
-namespace detail {
-
-constexpr std::uint64_t fnv_offset = 1469598103934665603ull, fnv_prime = 1099511628211ull;
-
-inline std::uint64_t fnv1a(const void* data, std::size_t n, std::uint64_t h = fnv_offset) {
-    const auto* p = static_cast<const unsigned char*>(data);
-    for (std::size_t i = 0; i < n; ++i) h = (h ^ p[i]) * fnv_prime;
-    return h;
-}
-
-inline std::string hex64(std::uint64_t v) {
-    char b[20];
-    std::snprintf(b, sizeof b, "%016llx", static_cast<unsigned long long>(v));
-    return b;
-}
-
-inline std::uint64_t fnv1a_file(const std::filesystem::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw error(path.string() + ": cannot read");
-    std::uint64_t h = fnv_offset;
-    std::vector<char> buf(1 << 20);
-    while (in) {
-        in.read(buf.data(), std::streamsize(buf.size()));
-        h = fnv1a(buf.data(), std::size_t(in.gcount()), h);
-    }
-    return h;
-}
-
-// Checkpoint file: "HGEVALC1", u64 fingerprint length + bytes, u64 frames in the run,
-// u64 vis, u64 mesh floats per vis frame, u64 frames done; per done frame 63 float32
-// pose values, 42 int32 uv, and the mesh when the frame is < vis; then the FNV-1a hash of
-// everything before it. Host byte order (the magic would read differently elsewhere).
-constexpr char checkpoint_magic[9] = "HGEVALC1";
-
-template <class T>
-void put_raw(std::string& s, const T& v) {
-    s.append(reinterpret_cast<const char*>(&v), sizeof v);
-}
-
-struct byte_reader {
-    const std::string& s;
-    std::size_t off;
-    std::string where;
-    template <class T>
-    T get() {
-        T v;
-        if (s.size() - off < sizeof v) throw error(where + ": truncated");
-        std::memcpy(&v, s.data() + off, sizeof v);
-        off += sizeof v;
-        return v;
-    }
-    void bytes(void* dst, std::size_t n) {
-        if (s.size() - off < n) throw error(where + ": truncated");
-        std::memcpy(dst, s.data() + off, n);
-        off += n;
-    }
-};
-
-}  // namespace detail
-
-struct evaluation_checkpoint {
-    std::string fingerprint;
-    std::size_t frames = 0, vis = 0, mesh_floats = 0;
-    std::vector<frame_estimate> done;
-};
-
-inline std::string serialize_checkpoint(const evaluation_checkpoint& c) {
-    std::string s(detail::checkpoint_magic, 8);
-    detail::put_raw(s, std::uint64_t(c.fingerprint.size()));
-    s += c.fingerprint;
-    for (std::uint64_t v : {std::uint64_t(c.frames), std::uint64_t(c.vis), std::uint64_t(c.mesh_floats), std::uint64_t(c.done.size())})
-        detail::put_raw(s, v);
-    for (std::size_t i = 0; i < c.done.size(); ++i) {
-        const auto& e = c.done[i];
-        s.append(reinterpret_cast<const char*>(e.pose_xyz.data()), sizeof e.pose_xyz);
-        s.append(reinterpret_cast<const char*>(e.uv.data()), sizeof e.uv);
-        if (i < c.vis) {
-            if (e.mesh_xyz.size() != c.mesh_floats) throw error("checkpoint: frame " + std::to_string(i) + " lacks its mesh");
-            s.append(reinterpret_cast<const char*>(e.mesh_xyz.data()), e.mesh_xyz.size() * sizeof(float));
-        }
-    }
-    detail::put_raw(s, detail::fnv1a(s.data(), s.size()));
-    return s;
-}
-
-inline evaluation_checkpoint parse_checkpoint(const std::string& s, const std::string& where) {
-    if (s.size() < 8 + 8 || std::memcmp(s.data(), detail::checkpoint_magic, 8) != 0)
-        throw error(where + ": not a hand_eval checkpoint (wrong magic)");
-    std::uint64_t stored = 0;
-    std::memcpy(&stored, s.data() + s.size() - 8, 8);
-    if (detail::fnv1a(s.data(), s.size() - 8) != stored) throw error(where + ": checksum mismatch (damaged checkpoint)");
-    std::string body = s.substr(0, s.size() - 8);
-    detail::byte_reader r{body, 8, where};
-    evaluation_checkpoint c;
-    auto flen = r.get<std::uint64_t>();
-    if (flen > body.size()) throw error(where + ": truncated");
-    c.fingerprint.resize(std::size_t(flen));
-    r.bytes(c.fingerprint.data(), c.fingerprint.size());
-    c.frames = std::size_t(r.get<std::uint64_t>());
-    c.vis = std::size_t(r.get<std::uint64_t>());
-    c.mesh_floats = std::size_t(r.get<std::uint64_t>());
-    auto done = r.get<std::uint64_t>();
-    if (done > c.frames || c.mesh_floats > (std::size_t(1) << 24)) throw error(where + ": inconsistent header");
-    for (std::uint64_t i = 0; i < done; ++i) {
-        frame_estimate e;
-        r.bytes(e.pose_xyz.data(), sizeof e.pose_xyz);
-        r.bytes(e.uv.data(), sizeof e.uv);
-        if (i < c.vis) {
-            e.mesh_xyz.resize(c.mesh_floats);
-            r.bytes(e.mesh_xyz.data(), c.mesh_floats * sizeof(float));
-        }
-        c.done.push_back(std::move(e));
-    }
-    if (r.off != body.size()) throw error(where + ": trailing bytes");
-    return c;
-}
-
-// Frames a run over `ds` with `limit` evaluates.
-inline std::size_t evaluation_frames(const dataset& ds, std::size_t limit) {
-    return limit ? std::min(limit, ds.size()) : ds.size();
-}
-
-// Identifies a run for its checkpoint: the weight file's contents, the data set's name,
-// frame count and labels (ids, cameras, boxes, roots, scales, ground truth) of the
-// frames evaluated, and vis. Images are not hashed.
-inline std::string evaluation_fingerprint(const dataset& ds, std::size_t limit, std::size_t vis,
-                                          const std::filesystem::path& weights) {
-    std::size_t n = evaluation_frames(ds, limit);
-    std::uint64_t h = detail::fnv_offset;
-    for (std::size_t i = 0; i < n; ++i) {
-        sample s = ds.load(i, false);
-        h = detail::fnv1a(s.image_id.data(), s.image_id.size() + 1, h);
-        h = detail::fnv1a(s.cam.data(), sizeof s.cam, h);
-        h = detail::fnv1a(s.bbox.data(), sizeof s.bbox, h);
-        h = detail::fnv1a(s.root_cm.data(), sizeof s.root_cm, h);
-        h = detail::fnv1a(&s.scale_cm, sizeof s.scale_cm, h);
-        h = detail::fnv1a(s.gt_pose_cm.data(), sizeof s.gt_pose_cm, h);
-    }
-    return "hand_eval checkpoint v1; dataset " + ds.name() + "; frames " + std::to_string(n) + "; vis " + std::to_string(std::min(vis, n)) +
-           "; labels " + detail::hex64(h) + "; weights " + detail::hex64(detail::fnv1a_file(weights));
-}
 
 // The pipeline's parameters for a frame: where its crop came from.
 inline crop_params crop_params_of(const sample& s) {
@@ -853,3 +382,4 @@ inline void remove_stale_temporaries(const std::filesystem::path& out, const std
 }
 
 }  // namespace handgraph
+

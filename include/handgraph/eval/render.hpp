@@ -1,6 +1,7 @@
 // handgraph/eval/render.hpp: pictures of hand poses: 21-joint skeletons projected into a
-// crop and drawn onto a BGR image (one colour per finger), for eyeballing results.
-// Drawing is clipped to the image; points that are not finite are skipped.
+// crop and drawn onto a BGR image (one colour per finger), for eyeballing results; and
+// the drawing primitives every picture of eval/ uses (bgr, pixels, rectangles, discs,
+// lines). Drawing is clipped to the image; points that are not finite are skipped.
 // Depends on image.hpp and eval/pose.hpp.
 #pragma once
 #include <algorithm>
@@ -19,6 +20,23 @@ using uv21 = std::array<std::array<double, 2>, pose_joint_count>;
 struct bgr {
     std::uint8_t b = 0, g = 0, r = 0;
 };
+
+namespace detail {
+
+inline void put_pixel(image& img, int x, int y, bgr color) {
+    if (x < 0 || y < 0 || x >= img.width || y >= img.height) return;
+    std::uint8_t* p = img.row(y) + std::size_t(x) * 3;
+    p[0] = color.b;
+    p[1] = color.g;
+    p[2] = color.r;
+}
+
+inline void fill_rect(image& img, int x0, int y0, int x1, int y1, bgr color) {  // inclusive corners
+    for (int y = std::max(0, y0); y <= std::min(img.height - 1, y1); ++y)
+        for (int x = std::max(0, x0); x <= std::min(img.width - 1, x1); ++x) put_pixel(img, x, y, color);
+}
+
+}  // namespace detail
 
 // The 20 bones as (parent, child) joint indices: each finger from the wrist outwards.
 inline const std::array<std::array<std::size_t, 2>, pose_joint_count - 1>& hand_bones() {

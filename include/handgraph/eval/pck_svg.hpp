@@ -1,6 +1,7 @@
-// handgraph/eval/plot.hpp: the 3D PCK curve (eval/metrics.hpp) as a small SVG picture,
+// handgraph/eval/pck_svg.hpp: 3D PCK curves (eval/metrics.hpp) as a small SVG picture,
 // one line per method with its AUC in the legend. Returns the text; the caller writes
-// it. Depends on eval/metrics.hpp.
+// it. (eval/pck_image.hpp draws one run's curve as a raster image instead.)
+// Depends on eval/metrics.hpp.
 #pragma once
 #include <algorithm>
 #include <cstdio>
