@@ -4,8 +4,9 @@
 //   hand_eval --dataset realworld|stb --data DIR --weights W --out DIR [--bboxes FILE]
 //             [--limit N] [--threads N] [--batch N] [--vis N] [--resume]
 //
-// The loop and the outputs are include/handgraph/eval/evaluate.hpp; this file parses the
-// command line, refuses bad input before anything is written, and shows progress.
+// The loop and the outputs are include/handgraph/eval/evaluate.hpp (included through
+// handgraph/eval.hpp); this file parses the command line, refuses bad input before
+// anything is written, and shows progress.
 #include <unistd.h>
 
 #include <chrono>
@@ -17,8 +18,7 @@
 #include <string>
 
 #include "cli.hpp"
-#include "handgraph/eval/datasets.hpp"
-#include "handgraph/eval/evaluate.hpp"
+#include "handgraph/eval.hpp"
 #include "handgraph/kernels/dispatch.hpp"
 #include "handgraph/pipeline.hpp"
 

@@ -5,7 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <handgraph/demo.hpp>
-#include <handgraph/eval/evaluate.hpp>
+#include <handgraph/eval.hpp>
 #include <handgraph/synthetic_template.hpp>
 
 #include <cmath>
