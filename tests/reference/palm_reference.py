@@ -124,9 +124,10 @@ def conv2d(x, w, b, stride, pads, dilation=(1, 1), act="NONE"):
     (sh, sw), (dh, dw), (pt, pb, pl, pr) = stride, dilation, pads
     xp = np.pad(x[0], ((pt, pb), (pl, pr), (0, 0)))
     oh, ow = _out_size(xp.shape[0], kh, sh, dh), _out_size(xp.shape[1], kw, sw, dw)
-    out = np.zeros((oh, ow, o), x.dtype)
+    out = np.zeros((oh * ow, o), x.dtype)
     for i, j, patch in _taps(xp, kh, kw, sh, sw, dh, dw, oh, ow):
-        out += patch @ w[:, i, j, :].T
+        out += patch.reshape(oh * ow, -1) @ w[:, i, j, :].T
+    out = out.reshape(oh, ow, o)
     if b is not None:
         out += b
     return activation(out, act)[None]
@@ -359,30 +360,54 @@ def run_converted(path_or_loaded, image, dtype=np.float64):
 # MediaPipe's pre-processing: the letterboxed 192x192 RGB input in [0, 1]
 # ------------------------------------------------------------------------------------
 
-def letterbox(rgb):
-    """ImageToTensorCalculator with keep_aspect_ratio and BORDER_ZERO on the CPU (OpenCV):
-    the region is the whole image, widened to a square on its long side about the image
-    centre (PadRoi); its corners are mapped onto the 192x192 tensor's corners with
-    cv::getPerspectiveTransform and the image resampled with cv::warpPerspective
-    (INTER_LINEAR, zero border) in uint8, then converted to float as value / 255.
-    Returns (tensor [1, 192, 192, 3] float32, padding (left, top, right, bottom) as
-    fractions of the tensor)."""
+LETTERBOX_MODES = ("resize", "mediapipe-cpu")
+
+
+def letterbox(rgb, mode="resize"):
+    """The letterboxed detector input: the image scaled so that its long side is 192 (aspect
+    kept), centred on a zero 192x192 tensor, RGB value / 255 (ImageToTensorCalculator with
+    keep_aspect_ratio, BORDER_ZERO, output range 0..1). Returns (tensor [1, 192, 192, 3]
+    float32, padding (left, top, right, bottom) as fractions of the tensor, for
+    DetectionLetterboxRemovalCalculator).
+
+    mode "resize" (default): cv2.resize INTER_LINEAR of the uint8 image to
+      round(w * s) x round(h * s), s = 192 / max(w, h), pasted at ((192 - w')//2,
+      (192 - h')//2). Pixel centres map onto pixel centres, as MediaPipe's GPU path samples
+      (the @mediapipe/hands web solution runs there) and as handgraph's image.hpp resize
+      (equal to cv2.resize) does.
+    mode "mediapipe-cpu": MediaPipe's OpenCV converter exactly: the region (the image
+      widened to a square on its long side about its centre, PadRoi) has its corners mapped
+      onto the tensor's corners (cv::getPerspectiveTransform) and the image is resampled
+      with cv::warpPerspective (INTER_LINEAR, zero border) in uint8; pixel index 0 maps to
+      0, so at 256 -> 192 the samples sit 1/6 source pixel up-left of the centred ones."""
     import cv2
     h, w = rgb.shape[:2]
-    side = float(max(w, h))
-    cx, cy = 0.5 * w, 0.5 * h
-    hpad = (1.0 - (w / side)) / 2.0 if w < h else 0.0   # PadRoi: tensor aspect 1
-    vpad = (1.0 - (h / side)) / 2.0 if h < w else 0.0
-    x0, y0, x1, y1 = cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2
-    # cv::boxPoints order for rotation 0: bottom-left, top-left, top-right, bottom-right
-    src = np.float32([[x0, y1], [x0, y0], [x1, y0], [x1, y1]])
-    dst = np.float32([[0, INPUT_SIZE], [0, 0], [INPUT_SIZE, 0], [INPUT_SIZE, INPUT_SIZE]])
-    m = cv2.getPerspectiveTransform(src, dst)
-    out = cv2.warpPerspective(np.ascontiguousarray(rgb), m, (INPUT_SIZE, INPUT_SIZE), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    rgb = np.ascontiguousarray(rgb)
+    if mode == "resize":
+        s = INPUT_SIZE / float(max(w, h))
+        nw, nh = max(1, int(round(w * s))), max(1, int(round(h * s)))
+        left, top = (INPUT_SIZE - nw) // 2, (INPUT_SIZE - nh) // 2
+        out = np.zeros((INPUT_SIZE, INPUT_SIZE, 3), np.uint8)
+        out[top:top + nh, left:left + nw] = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_LINEAR)
+        padding = (left / INPUT_SIZE, top / INPUT_SIZE, (INPUT_SIZE - nw - left) / INPUT_SIZE, (INPUT_SIZE - nh - top) / INPUT_SIZE)
+    elif mode == "mediapipe-cpu":
+        side = float(max(w, h))
+        cx, cy = 0.5 * w, 0.5 * h
+        hpad = (1.0 - (w / side)) / 2.0 if w < h else 0.0   # PadRoi: tensor aspect 1
+        vpad = (1.0 - (h / side)) / 2.0 if h < w else 0.0
+        x0, y0, x1, y1 = cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2
+        # cv::boxPoints order for rotation 0: bottom-left, top-left, top-right, bottom-right
+        src = np.float32([[x0, y1], [x0, y0], [x1, y0], [x1, y1]])
+        dst = np.float32([[0, INPUT_SIZE], [0, 0], [INPUT_SIZE, 0], [INPUT_SIZE, INPUT_SIZE]])
+        m = cv2.getPerspectiveTransform(src, dst)
+        out = cv2.warpPerspective(rgb, m, (INPUT_SIZE, INPUT_SIZE), flags=cv2.INTER_LINEAR,
+                                  borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        padding = (hpad, vpad, hpad, vpad)
+    else:
+        raise ValueError("letterbox mode %r" % mode)
     scale = np.float32((RANGE_MAX - RANGE_MIN) / 255.0)
     tensor = out.astype(np.float32) * scale + np.float32(RANGE_MIN)
-    return tensor[None], (hpad, vpad, hpad, vpad)
+    return tensor[None], padding
 
 
 # ------------------------------------------------------------------------------------
@@ -552,11 +577,11 @@ def hand_region(det, width, height):
                 box=[cx - side / 2, cy - side / 2, side], box_enclosing=[cx - big / 2, cy - big / 2, big])
 
 
-def detect(graph_or_run, rgb, anchors=None):
+def detect(graph_or_run, rgb, anchors=None, mode="resize"):
     """Full pipeline on an RGB uint8 image: dict(input, regressors, logits, raw detections
     (tensor-relative, before NMS), hands (after NMS, image-relative, with region))."""
     anchors = ssd_anchors() if anchors is None else anchors
-    tensor, padding = letterbox(rgb)
+    tensor, padding = letterbox(rgb, mode)
     run = graph_or_run.run if hasattr(graph_or_run, "run") else graph_or_run
     reg, logits = run(tensor)[:2]
     raw = detections(reg, logits, anchors)
@@ -674,7 +699,7 @@ def crosscheck(graph, tensor):
 # The real-world test set (583 crops)
 # ------------------------------------------------------------------------------------
 
-def realworld(graph, root, limit=None, progress=False):
+def realworld(graph, root, limit=None, progress=False, mode="resize"):
     """Detect on each crop; count crops with a palm (score >= 0.5), and how often the
     ground-truth 2D joints (pose_gt.mat projected with params.mat into the crop) fall
     inside the hand region (rotated square) and the two axis-aligned boxes."""
@@ -687,7 +712,7 @@ def realworld(graph, root, limit=None, progress=False):
     per = []
     for i in range(n):
         rgb = read_rgb(os.path.join(root, paths[i]))
-        r = detect(graph, rgb, anchors)
+        r = detect(graph, rgb, anchors, mode)
         fx, fy, u0, v0 = params["cam_param"][i]
         bx, by, bw, bh = params["bbox"][i].astype(np.float64)
         xyz = gt[i].astype(np.float64)
@@ -711,7 +736,7 @@ def realworld(graph, root, limit=None, progress=False):
         if progress and (i + 1) % 50 == 0:
             sys.stderr.write("  %d/%d, found so far %d\n" % (i + 1, n, sum(1 for e in per if e["hands"])))
     found = [e for e in per if e["hands"]]
-    summary = dict(model=os.path.basename(graph.path), crops=n, found=len(found),
+    summary = dict(model=os.path.basename(graph.path), letterbox=mode, crops=n, found=len(found),
                    missed=[e["image"] for e in per if not e["hands"]],
                    wrist_in_region=sum(e["wrist_in_region"] for e in found),
                    middle_mcp_in_region=sum(e["middle_mcp_in_region"] for e in found),
@@ -728,7 +753,7 @@ def realworld(graph, root, limit=None, progress=False):
 # Command line
 # ------------------------------------------------------------------------------------
 
-def dump(graph, images, out_st, out_json):
+def dump(graph, images, out_st, out_json, mode="resize"):
     """Raw outputs and decoded detections for C++ parity tests: per image k (in argument
     order) `image<k>.input` F32 [1, 192, 192, 3] (the letterboxed tensor),
     `image<k>.regressors` F64 [2016, 18], `image<k>.logits` F64 [2016], `image<k>.scores`
@@ -740,7 +765,7 @@ def dump(graph, images, out_st, out_json):
     arrays, js = {"anchors": ssd_anchors()}, []
     for k, path in enumerate(images):
         rgb = read_rgb(path)
-        r = detect(graph, rgb)
+        r = detect(graph, rgb, mode=mode)
         h, w = rgb.shape[:2]
         arrays["image%d.input" % k] = r["input"].astype(np.float32)
         arrays["image%d.regressors" % k] = np.asarray(r["regressors"], np.float64)
@@ -752,7 +777,7 @@ def dump(graph, images, out_st, out_json):
         arrays["image%d.regions" % k] = np.array(regs, np.float64).reshape(-1, 7)
         js.append(dict(image=path, width=w, height=h, padding=list(r["padding"]), raw_detections=len(r["raw"]),
                        hands=[hand_json(d, w, h) for d in r["hands"]]))
-    meta = {"format": "handgraph-palm-reference", "model": os.path.basename(graph.path),
+    meta = {"format": "handgraph-palm-reference", "model": os.path.basename(graph.path), "letterbox": mode,
             "dtype": np.dtype(graph.dtype).name, "images": json.dumps(images)}
     if out_st:
         st_numpy.save(out_st, arrays, meta)
@@ -772,10 +797,12 @@ def main(argv=None):
     ap.add_argument("--limit", type=int)
     ap.add_argument("--crosscheck", metavar="IMAGE", help="op-by-op check against PyTorch / cv2 on this image")
     ap.add_argument("--float32", action="store_true", help="compute in float32 (default float64)")
+    ap.add_argument("--letterbox", choices=LETTERBOX_MODES, default="resize",
+                    help="resize (default): centred cv2.resize; mediapipe-cpu: MediaPipe's OpenCV warp")
     args = ap.parse_args(argv)
     graph = TFLiteGraph(args.model, np.float32 if args.float32 else np.float64)
     if args.crosscheck:
-        tensor, _ = letterbox(read_rgb(args.crosscheck))
+        tensor, _ = letterbox(read_rgb(args.crosscheck), args.letterbox)
         worst = {}
         for k, kind, diff, scale in crosscheck(graph, tensor):
             rel = diff / max(scale, 1e-30)
@@ -785,7 +812,7 @@ def main(argv=None):
             print("%-24s worst op %3d: max |diff| %.3g (%.3g of the output's max |value|)" % (kind, k, diff, rel))
         return 0
     if args.realworld:
-        summary, per = realworld(graph, args.realworld, args.limit, progress=True)
+        summary, per = realworld(graph, args.realworld, args.limit, progress=True, mode=args.letterbox)
         print(json.dumps(summary, indent=1))
         if args.json:
             with open(args.json, "w") as f:
@@ -793,7 +820,7 @@ def main(argv=None):
         return 0
     if not args.images:
         ap.error("give images, --realworld or --crosscheck")
-    for im in dump(graph, args.images, args.dump, args.json):
+    for im in dump(graph, args.images, args.dump, args.json, args.letterbox):
         print("%s: %d hand(s)%s" % (im["image"], len(im["hands"]), "".join(
             "  score %.3f box %s" % (h["score"], [round(v, 1) for v in h["region"]["box"]]) for h in im["hands"])))
     return 0
