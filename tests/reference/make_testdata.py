@@ -26,7 +26,15 @@ what was skipped, e.g. when the release data is absent):
                                        (relative gap best - runner-up in the upsampled
                                        heat-map: 0 = exact tie), pose_xyz (21,3),
                                        mesh_xyz (954,3), cam (4), bbox (4), root (3),
-                                       scale (1); seed 1 on every image, seeds 2, 3 on two.
+                                       scale (1), and the float64 evaluation's
+                                       <key>_f64 (pipeline.run_f64); seed 1 on every image,
+                                       seeds 2, 3 on two (images_for_seed).
+                                       cam/bbox/root/scale: params.mat's row for real_00000
+                                       and real_00150 (square boxes, the release's protocol);
+                                       made-up sets (PARAM_SETS: w != h, box leaving the
+                                       frame, fx != fy) for the other crops, so that a swap
+                                       of w/h, x/y, fx/fy or u0/v0 in uvd-to-xyz is caught;
+                                       README lists what each swap would change.
 
 Idempotent: everything is built in a sibling temporary folder and swapped in at the
 end; a stamp of the inputs (sources, release data, torch version) lets a rerun with
@@ -59,8 +67,35 @@ SEEDS = (1, 2, 3)
 ZIP_SEEDS = (1,)  # the zip serialisation is exercised on one seed (it costs a save and a conversion)
 REAL_INDICES = (0, 150, 300, 450)  # rows of real_world_testset/params.mat
 NUM_SYNTHETIC = 2
-SYNTHETIC_PARAMS = dict(cam=[600.0, 600.0, 320.0, 240.0], bbox=[200.0, 120.0, 256.0, 256.0],
-                        root=[-3.2, 11.0, 42.4], scale=[5.0])
+
+# Crop parameters of each test crop (what uvd-to-xyz needs, spec section 4): cam [fx, fy,
+# u0, v0], bbox [x, y, w, h] of the crop in the original frame, root (cm), scale (cm).
+# Every real-world and STB box is square and the real-world camera has fx ~ fy, so with
+# only those a swap of w/h (or nearly of fx/fy) in uvd-to-xyz would go unseen. The first
+# two real crops keep their own params.mat row (the release's protocol); the other crops
+# get one of these made-up sets, each with w != h, a box leaving its frame and a camera
+# with fx != fy and u0 != v0, so that a swap of w/h, x/y, fx/fy or u0/v0 moves pose_xyz
+# and mesh_xyz far beyond test_pipeline's tolerance (build() measures it, checks it
+# against SWAP_MIN_CHANGE and writes the figures to README). Values are exact in float32,
+# so the float32 and float64 references and the C++ code see the same parameters.
+# `frame` (width, height) is the original image the box refers to; only the README uses it.
+PARAM_SETS = {
+    "tall_left_top": dict(frame=(640, 480), cam=[612.5, 588.25, 331.75, 228.5],
+                          bbox=[-37.0, -52.0, 240.0, 300.0], root=[-3.25, 11.0, 42.375], scale=[5.0]),
+    "wide_right_bottom": dict(frame=(640, 480), cam=[598.0, 621.5, 305.25, 251.75],
+                              bbox=[455.0, 330.0, 310.0, 200.0], root=[2.5, 7.75, 45.5], scale=[4.75]),
+    "tall_right_top": dict(frame=(1280, 720), cam=[931.25, 902.5, 655.5, 350.25],
+                           bbox=[1104.0, -61.0, 250.0, 330.0], root=[2.5, 7.25, 44.375], scale=[5.0]),
+    "wide_left_bottom": dict(frame=(1280, 720), cam=[902.5, 931.25, 620.75, 371.5],
+                             bbox=[-85.0, 512.0, 330.0, 245.0], root=[4.75, 7.25, 41.125], scale=[5.0]),
+}
+REAL_PARAMS = (None, None, "tall_right_top", "wide_left_bottom")  # per REAL_INDICES; None: params.mat's row
+SYNTHETIC_PARAMS = ("tall_left_top", "wide_right_bottom")  # per synthetic crop
+PARAM_KEYS = ("cam", "bbox", "root", "scale")  # the arguments of pipeline.run
+SWAPS = (("w/h", "bbox", 2, 3), ("x/y", "bbox", 0, 1), ("fx/fy", "cam", 0, 1), ("u0/v0", "cam", 2, 3))
+# A swap must move pose_xyz and mesh_xyz (max |change| / max |value|) by at least this on
+# the made-up sets: 100x test_pipeline's bound (1e-5 relative to the float64 evaluation).
+SWAP_MIN_CHANGE = 1e-3
 SOURCES = ("make_testdata.py", "handnet.py", "pipeline.py", "hand_graph.py", "st_numpy.py",
            "synthetic_template.py", "numpy_argsort.py")
 
@@ -135,10 +170,13 @@ class Inputs(object):
             except Exception as e:  # the graph code is another engineer's, may be in flux
                 self.notes.append("hand graph unavailable (%s: %s): skipped ref_*.safetensors" % (type(e).__name__, e))
         self.images = []  # (stem, crop, params dict, source description)
+        self.param_sets = {}  # stem -> name in PARAM_SETS, or None (params.mat's own row)
         self._real_images()
         for i in range(NUM_SYNTHETIC):
-            self.images.append(("synthetic_%d" % i, synthetic_crop(i), dict(SYNTHETIC_PARAMS),
+            stem = "synthetic_%d" % i
+            self.images.append((stem, synthetic_crop(i), param_set(SYNTHETIC_PARAMS[i]),
                                 "generated (make_testdata.synthetic_crop(%d))" % i))
+            self.param_sets[stem] = SYNTHETIC_PARAMS[i]
 
     def _real_images(self):
         testset = os.path.join(self.shared, "real_world_testset")
@@ -148,7 +186,7 @@ class Inputs(object):
             return
         import scipy.io
         p = scipy.io.loadmat(params_path)
-        for row in REAL_INDICES:
+        for row, made_up in zip(REAL_INDICES, REAL_PARAMS):
             rel = str(p["image_path"][row]).strip()
             path = os.path.join(testset, rel)
             crop = self.cv2.imread(path, self.cv2.IMREAD_COLOR)
@@ -156,9 +194,15 @@ class Inputs(object):
                 self.notes.append("%s unreadable or not 256x256: skipped" % path)
                 continue
             stem = "real_" + os.path.splitext(os.path.basename(rel))[0]
-            params = dict(cam=p["cam_param"][row], bbox=p["bbox"][row], root=p["pose_root"][row],
-                          scale=[p["pose_scale"].reshape(-1)[row]])
-            self.images.append((stem, crop, params, "real_world_testset/%s, params.mat row %d" % (rel, row)))
+            source = "real_world_testset/%s" % rel
+            if made_up is None:
+                params = dict(cam=p["cam_param"][row], bbox=p["bbox"][row], root=p["pose_root"][row],
+                              scale=[p["pose_scale"].reshape(-1)[row]])
+                source += ", params.mat row %d" % row
+            else:
+                params = param_set(made_up)
+            self.images.append((stem, crop, params, source))
+            self.param_sets[stem] = made_up
 
     def stamp(self):
         h = hashlib.sha256()
@@ -173,6 +217,51 @@ class Inputs(object):
             h.update(json.dumps({k: [float(v) for v in np.ravel(a)] for k, a in params.items()}, sort_keys=True).encode())
         h.update(torch.__version__.encode() + np.__version__.encode())
         return h.hexdigest()
+
+
+def param_set(name):
+    """The pipeline.run arguments of PARAM_SETS[name] (copies)."""
+    return {k: list(PARAM_SETS[name][k]) for k in PARAM_KEYS}
+
+
+def describe_params(name):
+    """README text: the set's name, its box's shape and the sides where it leaves its frame."""
+    ps = PARAM_SETS[name]
+    (fw, fh), (x, y, w, h) = ps["frame"], ps["bbox"]
+    sides = [s for s, out in (("left", x < 0), ("top", y < 0), ("right", x + w > fw), ("bottom", y + h > fh)) if out]
+    return "made-up params %r: box %gx%g, leaves the %dx%d frame at the %s" % (
+        name, w, h, fw, fh, " and ".join(sides) if sides else "(nowhere)")
+
+
+def swap_changes(ref, graph, params):
+    """How far a swap of two crop parameters in uvd-to-xyz (spec section 4) would move the
+    outputs: {swap: (pose_xyz change, mesh_xyz change)}, each max |swapped - right| /
+    max |right| (test_pipeline's measure), in float64, from ref's float64 network outputs."""
+    import pipeline
+    base = {k: np.asarray(params[k], dtype=np.float64).reshape(-1) for k in PARAM_KEYS}
+    mesh_uvd = (ref["mesh_raw_f64"] * np.asarray(graph["mask"], dtype=np.float64).reshape(-1, 1))[
+        pipeline.perm_reverse(graph["perm"], int(graph["num_vertices"]))]
+    pose_uvd = np.concatenate([ref["uv_f64"][1:] / float(pipeline.CROP), ref["depths_f64"].reshape(-1, 1)], axis=1)
+
+    def xyz(uvd, p):
+        z = uvd[:, 2] * p["scale"][0] + p["root"][2]
+        u = uvd[:, 0] * p["bbox"][2] + p["bbox"][0]
+        v = uvd[:, 1] * p["bbox"][3] + p["bbox"][1]
+        return np.stack([(u - p["cam"][2]) / p["cam"][0] * z, (v - p["cam"][3]) / p["cam"][1] * z, z], axis=1)
+
+    right_pose, right_mesh = xyz(pose_uvd, base), xyz(mesh_uvd, base)
+    # the formula above is the reference's: it must give the stored float64 outputs
+    assert np.allclose(right_mesh, ref["mesh_xyz_f64"], rtol=1e-12, atol=1e-9)
+    assert np.allclose(right_pose, ref["pose_xyz_f64"][1:], rtol=1e-12, atol=1e-9)
+    out = {}
+    for name, key, i, j in SWAPS:
+        p = {k: v.copy() for k, v in base.items()}
+        p[key][[i, j]] = p[key][[j, i]]
+        # pose_xyz's joint 0 is the given root, which no swap touches
+        pose_mag = max(np.abs(ref["pose_xyz_f64"]).max(), 1e-30)
+        out[name] = (float(np.abs(xyz(pose_uvd, p) - right_pose).max() / pose_mag),
+                     float(np.abs(xyz(mesh_uvd, p) - right_mesh).max() / max(np.abs(right_mesh).max(), 1e-30)))
+    return out
 
 
 def expected_outputs(inputs):
@@ -246,6 +335,7 @@ def build(tmp, inputs):
     if inputs.synthetic_template:
         template = os.path.join(tmp, SYNTHETIC_TEMPLATE)
         shutil.copyfile(inputs.template, template)
+    swaps = []  # README lines
     for seed in SEEDS:
         t0 = time.time()
         d = os.path.join(tmp, "seed%d" % seed)
@@ -268,19 +358,34 @@ def build(tmp, inputs):
                 st_numpy.save(os.path.join(d, "ref_%s.safetensors" % stem), ref,
                               {"seed": seed, "image": "images/%s.png" % stem, "source": source,
                                "template": SYNTHETIC_TEMPLATE if inputs.synthetic_template else TEMPLATE_NAME})
+                changes = swap_changes(ref, inputs.graph, params)
+                swaps.append("  seed%d/ref_%s (%s): %s" % (
+                    seed, stem, inputs.param_sets[stem] or "params.mat row",
+                    "; ".join("%s %.2g / %.2g" % (k, a, b) for k, (a, b) in changes.items())))
+                weak = [k for k, c in changes.items() if min(c) < SWAP_MIN_CHANGE]
+                if inputs.param_sets[stem] is not None and weak:
+                    raise RuntimeError("seed%d/ref_%s: a swap of %s moves pose_xyz/mesh_xyz by less than %g "
+                                       "relative (%s): the made-up crop parameters no longer catch it"
+                                       % (seed, stem, ", ".join(weak), SWAP_MIN_CHANGE, swaps[-1].strip()))
         log("seed %d done in %.1f s" % (seed, time.time() - t0))
+    return swaps
 
 
-def write_readme(tmp, inputs):
+def write_readme(tmp, inputs, swaps):
     lines = ["Test data made by tests/reference/make_testdata.py (see its docstring for the layout).",
              "Release data folder: " + inputs.shared,
              "Template: " + ("%s (generated stand-in; the release's is absent)" % SYNTHETIC_TEMPLATE
                             if inputs.synthetic_template else inputs.template or "none"), "", "Images:"]
     for stem, _, params, source in inputs.images:
         p = ", ".join("%s %s" % (k, [round(float(v), 6) for v in np.ravel(a)]) for k, a in params.items())
-        lines.append("  images/%s.png: %s; %s" % (stem, source, p))
+        made_up = inputs.param_sets.get(stem)
+        lines.append("  images/%s.png: %s; %s%s" % (stem, source, (describe_params(made_up) + "; ") if made_up else "", p))
     lines += ["", "Seeds %s; ref_*.safetensors per seed: %s" % (
         ", ".join(map(str, SEEDS)), "; ".join("seed%d: %s" % (s, ", ".join(images_for_seed(inputs, s))) for s in SEEDS))]
+    if swaps:
+        lines += ["", "What a swap of two crop parameters in uvd-to-xyz would change, pose_xyz / mesh_xyz, as max",
+                  "|change| / max |value| (test_pipeline's bound: 1e-5; required of made-up params: >= %g):" % SWAP_MIN_CHANGE]
+        lines += swaps
     lines += ["", "Skipped:" if inputs.notes else "Skipped: nothing."] + ["  " + n for n in inputs.notes]
     with open(os.path.join(tmp, "README"), "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -314,8 +419,8 @@ def generate(args, out, inputs, t0):
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         os.makedirs(tmp)
-        build(tmp, inputs)
-        write_readme(tmp, inputs)
+        swaps = build(tmp, inputs)
+        write_readme(tmp, inputs, swaps)
         missing = [p for p in expected_outputs(inputs) if not os.path.isfile(os.path.join(tmp, p))]
         if missing:
             raise RuntimeError("outputs not produced: " + ", ".join(missing))
