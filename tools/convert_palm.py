@@ -908,7 +908,7 @@ def postprocess_settings(num_boxes):
     return collections.OrderedDict([
         ("input", collections.OrderedDict([
             ("width", 192), ("height", 192), ("color", "RGB"), ("range", [0.0, 1.0]),
-            ("keep_aspect_ratio", True), ("border", "zero")])),
+            ("keep_aspect_ratio", True), ("border", "zero"), ("resample", "bilinear_pixel_centres")])),
         ("anchors", ANCHOR_SETTINGS),
         ("decode", collections.OrderedDict([
             ("num_boxes", num_boxes), ("num_coords", 18), ("box_coord_offset", 0),
