@@ -3,7 +3,9 @@
 // one image estimated from the per-shape times and the number of layers of each shape.
 // Winograd GFLOP/s are "effective": direct-convolution flops / time.
 // Usage: kernel_bench [threads=1] [min_seconds_per_shape=0.2] [filter substring] [arch]
+#include <handgraph/context.hpp>
 #include <handgraph/kernels/kernels.hpp>
+#include <handgraph/model.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -93,10 +95,17 @@ int main(int argc, char** argv) {
     const int threads = argc > 1 ? std::atoi(argv[1]) : 1;
     const double min_total = argc > 2 ? std::atof(argv[2]) : 0.2;
     const std::string filter = argc > 3 ? argv[3] : "";
-    const exec ex{threads, argc > 4 ? argv[4] : nullptr};
+    if (threads < 1 || threads > handgraph::context::max_threads) {
+        std::fprintf(stderr, "error: threads: %d is outside 1..%d\n", threads, handgraph::context::max_threads);
+        return 1;
+    }
+    const kernel_table& k = select_kernels(argc > 4 ? argv[4] : nullptr);
+    const layer_setup setup{&k, nullptr};
+    handgraph::detail::context_state ctx(threads);
+    const exec ex = ctx.exec();
     std::mt19937 rng(42);
     std::uniform_real_distribution<float> d(-0.1f, 0.1f);
-    std::printf("arch %s, threads %d\n", active_arch_name(ex), threads);
+    std::printf("arch %s, threads %d\n", k.name, threads);
     std::printf("%-26s %8s %9s %8s %10s %8s %9s %6s\n", "layer", "MFLOP", "direct ms", "GFLOP/s", "winograd ms",
                 "GFLOP/s", "run() ms", "count");
     double net_ms = 0, net_flop = 0;
@@ -105,22 +114,25 @@ int main(int argc, char** argv) {
         std::vector<float> w(std::size_t(s.cout) * s.cin * s.k * s.k), b(s.cout);
         for (float& x : w) x = d(rng);
         for (float& x : b) x = d(rng);
-        conv2d conv = conv2d::prepare(w.data(), b.data(), s.cout, s.cin, s.k, s.stride, s.pad);
+        const int oh = (s.h + 2 * s.pad - s.k) / s.stride + 1, ow = (s.w + 2 * s.pad - s.k) / s.stride + 1;
+        // The algorithm the network uses for this layer (model.hpp's conv_algorithm_for).
+        const conv_algorithm algo = handgraph::detail::conv_algorithm_for(s.k, s.stride, s.pad, oh);
+        conv2d conv = conv2d::prepare(w.data(), b.data(), s.cout, s.cin, s.k, s.stride, s.pad, nullptr, nullptr, algo, setup);
         feature_map in(s.h, s.w, s.cin, s.pad);
         for (int y = 0; y < s.h; ++y)
             for (int x = 0; x < s.w; ++x)
                 for (int c = 0; c < s.cin; ++c) in.pixel(y, x)[c] = d(rng);
-        const int oh = (s.h + 2 * s.pad - s.k) / s.stride + 1, ow = (s.w + 2 * s.pad - s.k) / s.stride + 1;
         feature_map out(oh, ow, s.cout, 1);
         const double flop = 2.0 * oh * ow * s.cout * s.cin * s.k * s.k;
         const double td = median_seconds([&] { conv.run_direct(in, out, true, nullptr, ex); }, min_total);
         const bool wino = s.k == 3 && s.stride == 1 && s.pad == 1;
         const double tw = wino ? median_seconds([&] { conv.run_winograd(in, out, true, nullptr, ex); }, min_total) : 0;
-        const double tr = conv.uses_winograd(oh, ow) ? tw : td;
+        const bool uses_winograd = conv.algorithm() == conv_algorithm::winograd_f4x4;
+        const double tr = uses_winograd ? tw : td;
         if (wino)
             std::printf("%-26s %8.1f %9.3f %8.1f %10.3f %8.1f %9.3f %6d%s\n", s.name, flop / 1e6, td * 1e3,
                         flop / td / 1e9, tw * 1e3, flop / tw / 1e9, tr * 1e3, s.count,
-                        conv.uses_winograd(oh, ow) ? " (winograd)" : "");
+                        uses_winograd ? " (winograd)" : "");
         else
             std::printf("%-26s %8.1f %9.3f %8.1f %10s %8s %9.3f %6d\n", s.name, flop / 1e6, td * 1e3, flop / td / 1e9,
                         "-", "-", tr * 1e3, s.count);
@@ -134,13 +146,13 @@ int main(int argc, char** argv) {
         feature_map a(64, 64, 256, 1), b(64, 64, 256, 0), o(64, 64, 256, 1), p(32, 32, 256, 0), l(32, 32, 256, 0);
         std::vector<float> sc(256, 0.9f), sh(256, 0.1f);
         const double mb = 64.0 * 64 * 256 * 4 / 1e6;
-        double t = median_seconds([&] { scale_shift_relu(a, sc.data(), sh.data(), o, ex); }, min_total);
+        double t = median_seconds([&] { scale_shift_relu(k, a, sc.data(), sh.data(), o, ex); }, min_total);
         std::printf("scale_shift_relu 64x64x256 %8.3f ms %7.1f GB/s\n", t * 1e3, 2 * mb / t / 1e3);
-        t = median_seconds([&] { add(a, b, o, ex); }, min_total);
+        t = median_seconds([&] { add(k, a, b, o, ex); }, min_total);
         std::printf("add 64x64x256              %8.3f ms %7.1f GB/s\n", t * 1e3, 3 * mb / t / 1e3);
-        t = median_seconds([&] { maxpool2x2(a, p, ex); }, min_total);
+        t = median_seconds([&] { maxpool2x2(k, a, p, ex); }, min_total);
         std::printf("maxpool2x2 64x64x256       %8.3f ms %7.1f GB/s\n", t * 1e3, 1.25 * mb / t / 1e3);
-        t = median_seconds([&] { upsample2x_add(l, o, o, ex); }, min_total);
+        t = median_seconds([&] { upsample2x_add(k, l, o, o, ex); }, min_total);
         std::printf("upsample2x_add 32->64 x256 %8.3f ms %7.1f GB/s\n", t * 1e3, 2.25 * mb / t / 1e3);
     }
     const int fc[][2] = {{4096, 512}, {512, 5120}, {5120, 512}, {512, 20}};
@@ -150,7 +162,7 @@ int main(int argc, char** argv) {
         std::vector<float> w(std::size_t(in) * out), b(out), x(in), y(out);
         for (float& v : w) v = d(rng);
         for (float& v : x) v = d(rng);
-        linear l = linear::prepare(w.data(), b.data(), out, in);
+        linear l = linear::prepare(w.data(), b.data(), out, in, setup);
         const double t = median_seconds([&] { l.run(x.data(), y.data(), false, ex); }, min_total);
         std::printf("linear %5d->%-5d %8.3f ms %7.1f GB/s of weights\n", in, out, t * 1e3,
                     double(in) * out * 4 / t / 1e9);

@@ -7,6 +7,7 @@
 // deterministic random-weight model of the real shapes) and says so.
 #include <chrono>
 #include <cmath>
+#include <optional>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -15,9 +16,8 @@
 #include "handgraph/demo.hpp"
 #include "handgraph/image.hpp"
 #include "handgraph/io.hpp"
+#include "handgraph/handgraph.hpp"
 #include "handgraph/json.hpp"
-#include "handgraph/kernels/dispatch.hpp"
-#include "handgraph/pipeline.hpp"
 
 namespace {
 
@@ -48,7 +48,7 @@ const char* usage =
 // checked before decoding). The network takes exactly 256x256: anything else is refused.
 std::vector<unsigned char> load_crop(const std::string& path) {
     handgraph::image img = handgraph::load_image(path);
-    if (img.width != handgraph::input_size || img.height != handgraph::input_size)
+    if (img.width != handgraph::crop_size || img.height != handgraph::crop_size)
         throw handgraph::error("image '" + path + "' is " + std::to_string(img.width) + "x" + std::to_string(img.height) +
                                ", the network needs a 256x256 crop (crop and resize the hand first)");
     return std::move(img.pixels);
@@ -73,7 +73,7 @@ int run(int argc, char** argv) {
         else if (a == "--bbox") bbox = args.value();
         else if (a == "--root") root = args.value();
         else if (a == "--scale") scale = args.value();
-        else if (a == "--threads") threads = int(cli::parse_integer(a, args.value(), 1, 256, cli::thread_count_in));
+        else if (a == "--threads") threads = int(cli::parse_integer(a, args.value(), 1, handgraph::context::max_threads, cli::thread_count_in));
         else throw args.unknown();
     }
     int given = !cam.empty() + !bbox.empty() + !root.empty() + !scale.empty();
@@ -93,6 +93,7 @@ int run(int argc, char** argv) {
 
     // The crop before the model: a bad image is refused without loading the weights.
     std::vector<unsigned char> crop = image.empty() ? handgraph::demo_crop() : load_crop(image);
+    const handgraph::image_view crop_view(crop.data(), handgraph::crop_size, handgraph::crop_size, handgraph::pixel_format::bgr);
 
     using clock = std::chrono::steady_clock;
     auto t0 = clock::now();
@@ -111,17 +112,18 @@ int run(int argc, char** argv) {
     if (demo_params) params = handgraph::demo_params();
     const bool metric = given == 4 || demo_params;
 
-    handgraph::estimate_options opt;
-    opt.threads = threads;
-    handgraph::stage_times st;
+    handgraph::context ctx(threads);
     auto t1 = clock::now();
-    handgraph::hand_estimate e = model.estimate(crop.data(), metric ? &params : nullptr, opt, &st);
+    const handgraph::hand_estimate e = model.estimate(ctx, crop_view, metric ? std::optional<handgraph::crop_params>(params) : std::nullopt);
     double run_ms = std::chrono::duration<double, std::milli>(clock::now() - t1).count();
+    const handgraph::stage_times st = ctx.last_stage_times();
+    const auto& pose = metric ? e.pose_cm : e.pose_uvd;
+    const auto& mesh = metric ? e.mesh_cm : e.mesh_uvd;
     // Weights that are finite but damaged (or hostile) can still overflow inside the
     // network: refuse to write NaN/Inf as results.
-    for (const auto* v : {&e.pose_xyz, &e.mesh_xyz})
-        for (float x : *v)
-            if (!std::isfinite(x))
+    for (const auto* v : {pose.data(), mesh.data()})
+        for (std::size_t i = 0; i < (v == pose.data() ? pose.size() : mesh.size()); ++i)
+            if (!std::isfinite(v[i][0]) || !std::isfinite(v[i][1]) || !std::isfinite(v[i][2]))
                 throw handgraph::error("the network's outputs are not finite (NaN or Inf in the 3D joints or mesh): " +
                                        std::string(weights.empty() ? "random weights" : "are the weights in " + weights + " damaged?") +
                                        " Nothing written.");
@@ -129,12 +131,12 @@ int run(int argc, char** argv) {
     std::cerr << "model:   " << model_desc << (weights.empty() ? "  [DEMO: not the released weights; outputs are meaningless]" : "") << "\n"
               << "image:   " << (image.empty() ? "generated demo crop" : image) << "\n"
               << "outputs: " << (metric ? "metric (cm, camera space)" : "normalised (u/256, v/256, root-relative depth / scale): pass --cam --bbox --root --scale for cm") << "\n"
-              << "kernels: " << handgraph::kernels::active_arch_name() << ", threads " << threads << "\n"
-              << "time:    load " << load_ms << " ms, inference " << run_ms << " ms (net_hm " << st.net_hm << ", feature+mesh " << st.feat_mesh
-              << ", pose " << st.mesh_pose << ", post " << st.post << ")\n";
+              << "kernels: " << model.kernels() << ", threads " << threads << "\n"
+              << "time:    load " << load_ms << " ms, inference " << run_ms << " ms (net_hm " << st.net_hm_ms << ", feature+mesh " << st.feat_mesh_ms
+              << ", pose " << st.mesh_pose_ms << ", post " << st.post_ms << ")\n";
     if (json_out.empty() && obj_out.empty()) {
         std::cerr << "(no --json/--obj given: printing 2D joints)\n";
-        for (int j = 0; j < handgraph::num_joints; ++j) std::cout << "joint " << j << ": u " << e.uv[std::size_t(2 * j)] << " v " << e.uv[std::size_t(2 * j + 1)] << "\n";
+        for (int j = 0; j < handgraph::num_joints; ++j) std::cout << "joint " << j << ": u " << e.uv_px[std::size_t(j)][0] << " v " << e.uv_px[std::size_t(j)][1] << "\n";
     }
     if (!json_out.empty()) {
         namespace js = handgraph::json;
@@ -143,18 +145,20 @@ int run(int argc, char** argv) {
         s += "  \"random_weights\": " + std::string(weights.empty() ? "true" : "false") + ",\n";
         s += "  \"image\": " + js::quote(image.empty() ? "generated demo crop" : image) + ",\n";
         s += "  \"metric\": " + std::string(metric ? "true" : "false") + ",\n";
-        s += "  \"units\": " + js::quote(metric ? "cm, camera space" : "normalised: u/256, v/256, root-relative depth in units of scale; root joint at 0") + ",\n";
-        s += "  \"uv\": " + js::matrix(e.uv.data(), handgraph::num_joints, 2) + ",\n";
-        s += "  \"pose_xyz\": " + js::matrix(e.pose_xyz.data(), handgraph::num_joints, 3) + ",\n";
-        s += "  \"mesh_xyz\": " + js::matrix(e.mesh_xyz.data(), e.mesh_xyz.size() / 3, 3) + ",\n";
-        s += "  \"timing_ms\": {\"load\": " + js::number(load_ms, 5) + ", \"inference\": " + js::number(run_ms, 5) + ", \"net_hm\": " + js::number(st.net_hm, 5) +
-             ", \"feat_mesh\": " + js::number(st.feat_mesh, 5) + ", \"mesh_pose\": " + js::number(st.mesh_pose, 5) + ", \"post\": " + js::number(st.post, 5) + "},\n";
+        s += "  \"units\": " + js::quote(metric ? "cm, camera space" : "normalised: u/256, v/256, depth relative to the root joint in units of scale") + ",\n";
+        s += "  \"uv\": " + js::matrix(e.uv_px) + ",\n";
+        s += "  \"pose_xyz\": " + js::matrix(pose) + ",\n";
+        s += "  \"mesh_xyz\": " + js::matrix(mesh) + ",\n";
+        s += "  \"timing_ms\": {\"load\": " + js::number(load_ms, 5) + ", \"inference\": " + js::number(run_ms, 5) + ", \"net_hm\": " + js::number(st.net_hm_ms, 5) +
+             ", \"feat_mesh\": " + js::number(st.feat_mesh_ms, 5) + ", \"mesh_pose\": " + js::number(st.mesh_pose_ms, 5) + ", \"post\": " + js::number(st.post_ms, 5) + "},\n";
         s += "  \"threads\": " + std::to_string(threads) + "\n}\n";
         handgraph::write_file_atomic(json_out, s);
         std::cerr << "wrote " << json_out << "\n";
     }
     if (!obj_out.empty()) {
-        handgraph::write_file_atomic(obj_out, handgraph::obj_text(e.mesh_xyz, model.faces(), "handgraph mesh, " + std::string(metric ? "cm" : "normalised")));
+        std::vector<float> flat;
+        for (const auto& v : mesh) flat.insert(flat.end(), v.begin(), v.end());
+        handgraph::write_file_atomic(obj_out, handgraph::obj_text(flat, model.faces(), "handgraph mesh, " + std::string(metric ? "cm" : "normalised")));
         std::cerr << "wrote " << obj_out << "\n";
     }
     return 0;

@@ -19,8 +19,7 @@
 
 #include "cli.hpp"
 #include "handgraph/eval.hpp"
-#include "handgraph/kernels/dispatch.hpp"
-#include "handgraph/pipeline.hpp"
+#include "handgraph/handgraph.hpp"
 
 namespace fs = std::filesystem;
 
@@ -123,7 +122,7 @@ int run(int argc, char** argv) {
         else if (a == "--out") out = args.value();
         else if (a == "--bboxes") bboxes = args.value();
         else if (a == "--limit") limit = cli::parse_integer(a, args.value(), 1, 1L << 30);
-        else if (a == "--threads") threads = cli::parse_integer(a, args.value(), 1, 256);
+        else if (a == "--threads") threads = cli::parse_integer(a, args.value(), 1, handgraph::context::max_threads);
         else if (a == "--batch") batch = cli::parse_integer(a, args.value(), 1, 4096);
         else if (a == "--vis") vis = cli::parse_integer(a, args.value(), 0, 1L << 30);
         else if (a == "--resume") resume = true;
@@ -177,7 +176,6 @@ int run(int argc, char** argv) {
     const bool tty = ::isatty(STDERR_FILENO) == 1;
     handgraph::evaluation_options opt;
     opt.limit = std::size_t(limit);
-    opt.threads = int(threads);
     opt.batch = int(batch);
     opt.vis = std::size_t(vis);
     opt.checkpoint = out_dir / "progress.partial.bin";
@@ -188,15 +186,16 @@ int run(int argc, char** argv) {
     progress_display show(tty);
     opt.progress = [&](std::size_t done, std::size_t total) { show(done, total); };
     std::cerr << "hand_eval: " << ds->name() << ", " << n << " of " << ds->size() << " frames, weights " << weights << ", kernels "
-              << handgraph::kernels::active_arch_name() << ", threads " << threads << "\n";
-    handgraph::evaluation_run result = handgraph::run_evaluation(*ds, model, opt);
+              << model.kernels() << ", threads " << threads << "\n";
+    handgraph::context ctx{int(threads)};
+    handgraph::evaluation_run result = handgraph::run_evaluation(*ds, model, ctx, opt);
     if (result.resumed) std::cerr << "hand_eval: resumed " << result.resumed << " frames from " << opt.checkpoint.string() << "\n";
 
     // 5. Outputs, then the checkpoint goes.
     handgraph::evaluation_info info;
     info.data = data;
     info.weights = weights;
-    info.kernels = handgraph::kernels::active_arch_name();
+    info.kernels = model.kernels();
     info.load_s = load_s;
     handgraph::write_evaluation_outputs(out_dir, *ds, model, result, opt.vis, info);
     fs::remove(opt.checkpoint, ec);

@@ -93,12 +93,12 @@ TEST_CASE("evaluate: run, interrupt, resume; outputs; threads and batch do not m
     const std::string weights = tmp / "weights.bin";  // stands in for the weight file in the fingerprint
     write_file_atomic(weights, "weights A");
 
+    context two(2), one(1);
     evaluation_options o;
-    o.threads = 2;
     o.batch = 3;
     o.vis = 2;
     o.fingerprint = evaluation_fingerprint(ds, 0, o.vis, weights);
-    evaluation_run full = run_evaluation(ds, m, o);
+    evaluation_run full = run_evaluation(ds, m, two, o);
     REQUIRE(full.estimates.size() == 5);
     CHECK(full.resumed == 0);
     CHECK(full.estimates[1].mesh_xyz.size() == 954 * 3);
@@ -108,25 +108,26 @@ TEST_CASE("evaluate: run, interrupt, resume; outputs; threads and batch do not m
     for (std::size_t i = 0; i < 5; ++i) {
         sample s = ds.load(i);
         crop_params p = crop_params_of(s);
-        hand_estimate e = m.estimate(s.crop.pixels.data(), &p);
-        CHECK(std::equal(e.pose_xyz.begin(), e.pose_xyz.end(), full.estimates[i].pose_xyz.begin()));
-        CHECK(std::equal(e.uv.begin(), e.uv.end(), full.estimates[i].uv.begin()));
+        hand_estimate e = m.estimate(one, image_view(s.crop.pixels.data(), s.crop.width, s.crop.height), p);
+        for (std::size_t j = 0; j < 21; ++j) {
+            for (std::size_t k = 0; k < 3; ++k) CHECK(e.pose_cm[j][k] == full.estimates[i].pose_xyz[j * 3 + k]);
+            for (std::size_t k = 0; k < 2; ++k) CHECK(e.uv_px[j][k] == full.estimates[i].uv[j * 2 + k]);
+        }
     }
 
     // Interrupted after the first chunk (batch 2, one thread), then resumed.
     evaluation_options o2 = o;
-    o2.threads = 1;
     o2.batch = 2;
     o2.checkpoint = tmp.path / "progress.partial.bin";
     o2.progress = [](std::size_t done, std::size_t) {
         if (done == 2) throw std::runtime_error("killed");
     };
-    CHECK_THROWS_WITH(run_evaluation(ds, m, o2), "killed");
+    CHECK_THROWS_WITH(run_evaluation(ds, m, one, o2), "killed");
     REQUIRE(std::filesystem::exists(o2.checkpoint));
     std::vector<std::pair<std::size_t, std::size_t>> calls;
     o2.progress = [&](std::size_t done, std::size_t total) { calls.emplace_back(done, total); };
     o2.resume = true;
-    evaluation_run resumed = run_evaluation(ds, m, o2);
+    evaluation_run resumed = run_evaluation(ds, m, one, o2);
     CHECK(resumed.resumed == 2);
     REQUIRE(calls.size() == 3);
     CHECK(calls[0] == std::pair<std::size_t, std::size_t>{2, 5});
@@ -142,12 +143,12 @@ TEST_CASE("evaluate: run, interrupt, resume; outputs; threads and batch do not m
     o3.progress = nullptr;
     o3.fingerprint = evaluation_fingerprint(ds, 0, o.vis, weights);
     CHECK(o3.fingerprint != o2.fingerprint);
-    CHECK_THROWS_WITH_AS(run_evaluation(ds, m, o3), doctest::Contains("belongs to another run"), error);
+    CHECK_THROWS_WITH_AS(run_evaluation(ds, m, one, o3), doctest::Contains("belongs to another run"), error);
     o3.limit = 4;
     o3.fingerprint = evaluation_fingerprint(ds, 4, o.vis, weights);
-    CHECK_THROWS_WITH_AS(run_evaluation(ds, m, o3), doctest::Contains("progress.partial.bin"), error);
+    CHECK_THROWS_WITH_AS(run_evaluation(ds, m, one, o3), doctest::Contains("progress.partial.bin"), error);
     o3.resume = false;
-    CHECK(run_evaluation(ds, m, o3).estimates.size() == 4);
+    CHECK(run_evaluation(ds, m, one, o3).estimates.size() == 4);
 
     // Outputs.
     evaluation_info info;

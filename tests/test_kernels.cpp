@@ -1,8 +1,9 @@
 // tests/test_kernels.cpp: every SIMD kernel against its scalar twin (reference.hpp) on odd
-// shapes, thread-count independence (bit-identical results), untouched borders/padding,
-// dispatch, and precondition checks.
+// shapes and every compiled instruction set, thread-count independence (bit-identical
+// results), untouched borders/padding, dispatch, and precondition checks.
 #include <doctest/doctest.h>
 
+#include <handgraph/context.hpp>
 #include <handgraph/kernels/kernels.hpp>
 
 #include <algorithm>
@@ -56,6 +57,20 @@ double relative_error(const feature_map& a, const feature_map& b) {
     return mag > 0 ? err / mag : err;
 }
 
+// Contexts of 1 and 2 threads (their pools and workspaces) for the kernels' exec.
+struct contexts {
+    handgraph::detail::context_state one{1}, two{2};
+};
+
+// A layer prepared for instruction set `arch`.
+layer_setup for_arch(const std::string& arch) { return layer_setup{&select_kernels(arch.c_str()), nullptr}; }
+const kernel_table& table(const std::string& arch) { return select_kernels(arch.c_str()); }
+
+// The algorithm a 3x3 stride-1 pad-1 layer can take; the direct kernel otherwise.
+conv_algorithm fastest(int k, int stride, int pad) {
+    return k == 3 && stride == 1 && pad == 1 ? conv_algorithm::winograd_f4x4 : conv_algorithm::direct;
+}
+
 bool same_bits(const feature_map& a, const feature_map& b) {
     return a.buf.size() == b.buf.size() && std::memcmp(a.buf.data(), b.buf.data(), a.buf.size() * sizeof(float)) == 0;
 }
@@ -86,29 +101,31 @@ void check_conv(const conv_case& c, std::mt19937& rng, double tol) {
     fill_random(res, rng);
     const float* s = c.affine ? sc.data() : nullptr;
     const float* t = c.affine ? sh.data() : nullptr;
-    conv2d conv = conv2d::prepare(w.data(), b.data(), c.cout, c.cin, c.k, c.stride, c.pad, s, t);
-    CHECK(conv.cin() == c.cin);
-    CHECK(conv.cout() == c.cout);
-    CHECK(conv.kernel() == c.k);
-    CHECK(conv.stride() == c.stride);
-    CHECK(conv.pad() == c.pad);
     feature_map ref(oh, ow, c.cout, c.out_border);
     conv2d_reference(w.data(), b.data(), c.cout, c.cin, c.k, c.stride, c.pad, s, t, in, ref, c.relu,
                      c.residual ? &res : nullptr);
+    contexts ctx;
     for (const std::string& arch : available_arch_names())
     for (int method = 0; method < 2; ++method) {
         CAPTURE(arch);
         CAPTURE(method);
+        conv2d conv = conv2d::prepare(w.data(), b.data(), c.cout, c.cin, c.k, c.stride, c.pad, s, t, fastest(c.k, c.stride, c.pad), for_arch(arch));
+        CHECK(conv.cin() == c.cin);
+        CHECK(conv.cout() == c.cout);
+        CHECK(conv.kernel() == c.k);
+        CHECK(conv.stride() == c.stride);
+        CHECK(conv.pad() == c.pad);
+        CHECK(conv.kernels_name() == arch);
         feature_map o1(oh, ow, c.cout, c.out_border), o2(oh, ow, c.cout, c.out_border);
         if (method == 0) {
-            conv.run(in, o1, c.relu, c.residual ? &res : nullptr, exec{1, arch.c_str()});
-            conv.run(in, o2, c.relu, c.residual ? &res : nullptr, exec{2, arch.c_str()});
+            conv.run(in, o1, c.relu, c.residual ? &res : nullptr, ctx.one.exec());
+            conv.run(in, o2, c.relu, c.residual ? &res : nullptr, ctx.two.exec());
         } else {
-            conv.run_direct(in, o1, c.relu, c.residual ? &res : nullptr, exec{1, arch.c_str()});
-            conv.run_direct(in, o2, c.relu, c.residual ? &res : nullptr, exec{2, arch.c_str()});
+            conv.run_direct(in, o1, c.relu, c.residual ? &res : nullptr, ctx.one.exec());
+            conv.run_direct(in, o2, c.relu, c.residual ? &res : nullptr, ctx.two.exec());
         }
         const double err = relative_error(o1, ref);
-        CHECK(err <= (method == 0 && conv.uses_winograd(oh, ow) ? 1e-4 : tol));
+        CHECK(err <= (method == 0 && conv.algorithm() == conv_algorithm::winograd_f4x4 ? 1e-4 : tol));
         CHECK(same_bits(o1, o2));
         CHECK(border_and_padding_zero(o1));
     }
@@ -117,18 +134,22 @@ void check_conv(const conv_case& c, std::mt19937& rng, double tol) {
 }  // namespace
 
 TEST_CASE("dispatch picks an instruction set") {
-    const std::string name = active_arch_name();
+    const std::string name = select_kernels().name;
     MESSAGE("kernels run with: " << name);
     CHECK(!name.empty());
-    CHECK(name != "<none>");
     const std::vector<std::string> names = available_arch_names();
     REQUIRE(!names.empty());
     CHECK(names.front() == name);
     for (const std::string& n : names) {
         MESSAGE("available: " << n);
-        CHECK(active_arch_name(exec{1, n.c_str()}) == n);
+        CHECK(select_kernels(n.c_str()).name == n);
+        CHECK(&select_kernels(n.c_str()) == &select_kernels(n.c_str()));  // one table per set
     }
-    CHECK_THROWS_AS(active_arch_name(exec{1, "no-such-arch"}), handgraph::error);
+    CHECK_THROWS_AS(select_kernels("no-such-arch"), handgraph::error);
+    // a layer keeps the table it was prepared with
+    std::vector<float> w(16 * 16, 0.5f);
+    conv2d c = conv2d::prepare(w.data(), nullptr, 16, 16, 1, 1, 0, nullptr, nullptr, conv_algorithm::direct, for_arch(names.back()));
+    CHECK(c.kernels_name() == names.back());
 #if HANDGRAPH_KERNELS_DISPATCH
     const auto best = xsimd::available_architectures();
     if (best.avx512f && best.avx512cd && best.avx512dq && best.avx512bw) CHECK(name == std::string("avx512bw"));
@@ -189,13 +210,16 @@ TEST_CASE("conv2d: Winograd F(4x4,3x3) matches the reference") {
         fill_random(in, rng);
         fill_random(res, rng);
         const feature_map* r = c.residual ? &res : nullptr;
-        conv2d conv = conv2d::prepare(w.data(), b.data(), c.cout, c.cin, 3, 1, 1, s, t);
         conv2d_reference(w.data(), b.data(), c.cout, c.cin, 3, 1, 1, s, t, in, ref, c.relu, r);
+        contexts ctx;
         for (const std::string& arch : available_arch_names()) {
             CAPTURE(arch);
-            feature_map o1(c.h, c.w, c.cout, c.out_border), o2(c.h, c.w, c.cout, c.out_border);
-            conv.run_winograd(in, o1, c.relu, r, exec{1, arch.c_str()});
-            conv.run_winograd(in, o2, c.relu, r, exec{2, arch.c_str()});
+            conv2d conv = conv2d::prepare(w.data(), b.data(), c.cout, c.cin, 3, 1, 1, s, t, conv_algorithm::winograd_f4x4, for_arch(arch));
+            feature_map o1(c.h, c.w, c.cout, c.out_border), o2(c.h, c.w, c.cout, c.out_border), o3(c.h, c.w, c.cout, c.out_border);
+            conv.run_winograd(in, o1, c.relu, r, ctx.one.exec());
+            conv.run_winograd(in, o2, c.relu, r, ctx.two.exec());
+            conv.run_winograd(in, o3, c.relu, r, exec{});  // no context: scratch for the call
+            CHECK(same_bits(o1, o3));
             const double err = relative_error(o1, ref);
             worst = std::max(worst, err);
             CHECK(err <= 1e-5);
@@ -205,28 +229,32 @@ TEST_CASE("conv2d: Winograd F(4x4,3x3) matches the reference") {
     }
     MESSAGE("Winograd F(4x4,3x3): max |err| / max |ref| = " << worst);
     {
-        // prepare(..., winograd = false): a 3x3 layer that only runs the direct kernel;
-        // exec::exact makes a Winograd layer run the direct kernel (bit-identical to run_direct).
+        // conv_algorithm::direct: a 3x3 layer that runs the direct kernel; exec::exact makes
+        // a Winograd layer run the direct kernel (bit-identical to run_direct); run() of a
+        // Winograd layer is run_winograd.
         std::vector<float> w3 = random_vector(std::size_t(24) * 20 * 9, rng, -0.2f, 0.2f), b3 = random_vector(24, rng);
-        conv2d direct_only = conv2d::prepare(w3.data(), b3.data(), 24, 20, 3, 1, 1, nullptr, nullptr, false);
-        conv2d both = conv2d::prepare(w3.data(), b3.data(), 24, 20, 3, 1, 1);
-        feature_map in3(12, 12, 20, 1), o1(12, 12, 24, 0), o2(12, 12, 24, 0), o3(12, 12, 24, 0);
+        conv2d direct = conv2d::prepare(w3.data(), b3.data(), 24, 20, 3, 1, 1, nullptr, nullptr, conv_algorithm::direct);
+        conv2d wino = conv2d::prepare(w3.data(), b3.data(), 24, 20, 3, 1, 1, nullptr, nullptr, conv_algorithm::winograd_f4x4);
+        feature_map in3(12, 12, 20, 1), o1(12, 12, 24, 0), o2(12, 12, 24, 0), o3(12, 12, 24, 0), o4(12, 12, 24, 0), o5(12, 12, 24, 0);
         fill_random(in3, rng);
-        CHECK_FALSE(direct_only.uses_winograd(12, 12));
-        CHECK(both.uses_winograd(12, 12));
-        CHECK_THROWS_AS(direct_only.run_winograd(in3, o1, false, nullptr, exec{}), handgraph::error);
-        direct_only.run(in3, o1, true, nullptr, exec{2});
-        both.run_direct(in3, o2, true, nullptr, exec{1});
-        exec exact{2};
-        exact.exact = true;
-        both.run(in3, o3, true, nullptr, exact);
+        CHECK(direct.algorithm() == conv_algorithm::direct);
+        CHECK(wino.algorithm() == conv_algorithm::winograd_f4x4);
+        handgraph::detail::context_state two(2);
+        direct.run(in3, o1, true, nullptr, two.exec());
+        wino.run_direct(in3, o2, true, nullptr, two.exec());
+        wino.run(in3, o3, true, nullptr, two.exec(true));  // exact
         CHECK(same_bits(o1, o2));
         CHECK(same_bits(o1, o3));
+        wino.run(in3, o4, true, nullptr, two.exec());
+        direct.run_winograd(in3, o5, true, nullptr, two.exec());
+        CHECK(same_bits(o4, o5));
+        CHECK_FALSE(same_bits(o1, o4));  // the two algorithms round differently
     }
     std::vector<float> w(16 * 16 * 9, 0.1f);
-    conv2d strided = conv2d::prepare(w.data(), nullptr, 16, 16, 3, 2, 1);
+    conv2d strided = conv2d::prepare(w.data(), nullptr, 16, 16, 3, 2, 1, nullptr, nullptr, conv_algorithm::direct);
     feature_map in(8, 8, 16, 1), out(4, 4, 16, 0);
     CHECK_THROWS_AS(strided.run_winograd(in, out, false, nullptr, exec{}), handgraph::error);
+    CHECK_THROWS_AS(conv2d::prepare(w.data(), nullptr, 16, 16, 3, 2, 1, nullptr, nullptr, conv_algorithm::winograd_f4x4), handgraph::error);
 }
 
 // reset_output leaves the interior unspecified: every kernel must write all of it, padding
@@ -238,14 +266,16 @@ TEST_CASE("kernels write every interior value of their output (reset_output is e
         for (std::size_t i = 0; i < m.buf.size(); ++i) m.buf[i] = std::nanf("");
         m.reset_output(h, w, c, b);  // same size: keeps the NaN interior, zeroes the border
     };
+    handgraph::detail::context_state two(2);
+    const exec ex = two.exec();
     for (const std::string& arch : available_arch_names()) {
         CAPTURE(arch);
-        const exec ex{2, arch.c_str()};
+        const kernel_table& kt = table(arch);
         feature_map in(13, 11, 21, 1), out, ref(13, 11, 37, 0);
         fill_random(in, rng);
         for (int k : {1, 3}) {
             std::vector<float> w = random_vector(std::size_t(37) * 21 * k * k, rng, -0.2f, 0.2f), b = random_vector(37, rng);
-            conv2d conv = conv2d::prepare(w.data(), b.data(), 37, 21, k, 1, k / 2);
+            conv2d conv = conv2d::prepare(w.data(), b.data(), 37, 21, k, 1, k / 2, nullptr, nullptr, fastest(k, 1, k / 2), for_arch(arch));
             conv2d_reference(w.data(), b.data(), 37, 21, k, 1, k / 2, nullptr, nullptr, in, ref, true, nullptr);
             garbage(out, 13, 11, 37, 2);
             CHECK(border_and_padding_zero(out) == false);
@@ -263,25 +293,25 @@ TEST_CASE("kernels write every interior value of their output (reset_output is e
         feature_map eref(13, 11, 21, 0);
         scale_shift_relu_reference(in, sc.data(), sh.data(), eref);
         garbage(out, 13, 11, 21, 1);
-        scale_shift_relu(in, sc.data(), sh.data(), out, ex);
+        scale_shift_relu(kt, in, sc.data(), sh.data(), out, ex);
         CHECK(relative_error(out, eref) <= 1e-6);
         CHECK(border_and_padding_zero(out));
         add_reference(in, in, eref);
         garbage(out, 13, 11, 21, 1);
-        add(in, in, out, ex);
+        add(kt, in, in, out, ex);
         CHECK(relative_error(out, eref) == 0);
         CHECK(border_and_padding_zero(out));
         feature_map pref(6, 5, 21, 0);
         maxpool2x2_reference(in, pref);
         garbage(out, 6, 5, 21, 1);
-        maxpool2x2(in, out, ex);
+        maxpool2x2(kt, in, out, ex);
         CHECK(relative_error(out, pref) == 0);
         CHECK(border_and_padding_zero(out));
         feature_map up(12, 10, 21, 0), uref(12, 10, 21, 0);
         fill_random(up, rng);
         upsample2x_add_reference(pref, up, uref);
         garbage(out, 12, 10, 21, 2);
-        upsample2x_add(pref, up, out, ex);
+        upsample2x_add(kt, pref, up, out, ex);
         CHECK(relative_error(out, uref) == 0);
         CHECK(border_and_padding_zero(out));
     }
@@ -303,9 +333,10 @@ TEST_CASE("conv2d: residual may be the output itself") {
     feature_map ref(9, 13, 37, 0), res(9, 13, 37, 0);
     for (int y = 0; y < 9; ++y)
         for (int x = 0; x < 13; ++x) std::memcpy(res.pixel(y, x), out.pixel(y, x), sizeof(float) * 48);
-    conv2d conv = conv2d::prepare(w.data(), b.data(), 37, 21, 1, 1, 0);
+    handgraph::detail::context_state two(2);
+    conv2d conv = conv2d::prepare(w.data(), b.data(), 37, 21, 1, 1, 0, nullptr, nullptr, conv_algorithm::direct);
     conv2d_reference(w.data(), b.data(), 37, 21, 1, 1, 0, nullptr, nullptr, in, ref, false, &res);
-    conv.run(in, out, false, &out, exec{2});
+    conv.run(in, out, false, &out, two.exec());
     CHECK(relative_error(out, ref) <= 1e-5);
 
     // the same through the Winograd kernel (3x3)
@@ -315,15 +346,15 @@ TEST_CASE("conv2d: residual may be the output itself") {
     fill_random(out3, rng);
     for (int y = 0; y < 9; ++y)
         for (int x = 0; x < 13; ++x) std::memcpy(res3.pixel(y, x), out3.pixel(y, x), sizeof(float) * 48);
-    conv2d conv3 = conv2d::prepare(w3.data(), b.data(), 37, 37, 3, 1, 1);
+    conv2d conv3 = conv2d::prepare(w3.data(), b.data(), 37, 37, 3, 1, 1, nullptr, nullptr, conv_algorithm::winograd_f4x4);
     conv2d_reference(w3.data(), b.data(), 37, 37, 3, 1, 1, nullptr, nullptr, in3, ref3, true, &res3);
-    conv3.run_winograd(in3, out3, true, &out3, exec{2});
+    conv3.run_winograd(in3, out3, true, &out3, two.exec());
     CHECK(relative_error(out3, ref3) <= 1e-5);
 }
 
 TEST_CASE("conv2d preconditions") {
     std::vector<float> w(16 * 8 * 9, 0.1f), b(16, 0.0f);
-    conv2d conv = conv2d::prepare(w.data(), b.data(), 16, 8, 3, 1, 1);
+    conv2d conv = conv2d::prepare(w.data(), b.data(), 16, 8, 3, 1, 1, nullptr, nullptr, conv_algorithm::winograd_f4x4);
     feature_map in(10, 10, 8, 1), out(10, 10, 16, 0);
     CHECK_NOTHROW(conv.run(in, out, false, nullptr, exec{}));
     feature_map in_c(10, 10, 9, 1), in_b(10, 10, 8, 0), out_s(9, 10, 16, 0), out_c(10, 10, 17, 0);
@@ -334,23 +365,26 @@ TEST_CASE("conv2d preconditions") {
     feature_map res_bad(10, 9, 16, 0);
     CHECK_THROWS_AS(conv.run(in, out, false, &res_bad, exec{}), handgraph::error);
     feature_map same(10, 10, 16, 1);
-    conv2d square = conv2d::prepare(std::vector<float>(16 * 16 * 9).data(), nullptr, 16, 16, 3, 1, 1);
+    conv2d square = conv2d::prepare(std::vector<float>(16 * 16 * 9).data(), nullptr, 16, 16, 3, 1, 1, nullptr, nullptr, conv_algorithm::direct);
     CHECK_THROWS_AS(square.run(same, same, false, nullptr, exec{}), handgraph::error);
     feature_map empty;
     CHECK_THROWS_AS(conv.run(empty, out, false, nullptr, exec{}), handgraph::error);
-    CHECK_THROWS_AS(conv2d::prepare(nullptr, b.data(), 16, 8, 3, 1, 1), handgraph::error);
-    CHECK_THROWS_AS(conv2d::prepare(w.data(), b.data(), 16, 8, 3, 0, 1), handgraph::error);
-    CHECK_THROWS_AS(conv2d::prepare(w.data(), b.data(), 0, 8, 3, 1, 1), handgraph::error);
-    CHECK_THROWS_AS(conv2d::prepare(w.data(), b.data(), 16, 8, 3, 1, -1), handgraph::error);
+    const auto d = conv_algorithm::direct;
+    CHECK_THROWS_AS(conv2d::prepare(nullptr, b.data(), 16, 8, 3, 1, 1, nullptr, nullptr, d), handgraph::error);
+    CHECK_THROWS_AS(conv2d::prepare(w.data(), b.data(), 16, 8, 3, 0, 1, nullptr, nullptr, d), handgraph::error);
+    CHECK_THROWS_AS(conv2d::prepare(w.data(), b.data(), 0, 8, 3, 1, 1, nullptr, nullptr, d), handgraph::error);
+    CHECK_THROWS_AS(conv2d::prepare(w.data(), b.data(), 16, 8, 3, 1, -1, nullptr, nullptr, d), handgraph::error);
 }
 
 TEST_CASE("scale_shift_relu, add, maxpool2x2, upsample2x_add match the reference") {
     std::mt19937 rng(99);
+    contexts ctx;
+    const exec one = ctx.one.exec(), two = ctx.two.exec();
     for (const std::string& arch : available_arch_names())
     for (int channels : {3, 21, 37, 64}) {
         for (int border : {0, 1, 2}) {
             CAPTURE(arch);
-            const exec one{1, arch.c_str()}, two{2, arch.c_str()};
+            const kernel_table& kt = table(arch);
             CAPTURE(channels);
             CAPTURE(border);
             const int h = 13, w = 11;
@@ -361,27 +395,27 @@ TEST_CASE("scale_shift_relu, add, maxpool2x2, upsample2x_add match the reference
 
             feature_map ref(h, w, channels, 0), o1(h, w, channels, 2 - border), o2(h, w, channels, 2 - border);
             scale_shift_relu_reference(a, sc.data(), sh.data(), ref);
-            scale_shift_relu(a, sc.data(), sh.data(), o1, one);
-            scale_shift_relu(a, sc.data(), sh.data(), o2, two);
+            scale_shift_relu(kt, a, sc.data(), sh.data(), o1, one);
+            scale_shift_relu(kt, a, sc.data(), sh.data(), o2, two);
             CHECK(relative_error(o1, ref) <= 1e-6);
             CHECK(same_bits(o1, o2));
             CHECK(border_and_padding_zero(o1));
 
             add_reference(a, b, ref);
-            add(a, b, o1, one);
-            add(a, b, o2, two);
+            add(kt, a, b, o1, one);
+            add(kt, a, b, o2, two);
             CHECK(relative_error(o1, ref) == 0);
             CHECK(same_bits(o1, o2));
             CHECK(border_and_padding_zero(o1));
             feature_map a2(h, w, channels, border);
             std::memcpy(a2.buf.data(), a.buf.data(), a.buf.size() * sizeof(float));
-            add(a2, b, a2, two);  // in place
+            add(kt, a2, b, a2, two);  // in place
             CHECK(relative_error(a2, ref) == 0);
 
             feature_map pref(h / 2, w / 2, channels, 0), p1(h / 2, w / 2, channels, border), p2(h / 2, w / 2, channels, border);
             maxpool2x2_reference(a, pref);
-            maxpool2x2(a, p1, one);
-            maxpool2x2(a, p2, two);
+            maxpool2x2(kt, a, p1, one);
+            maxpool2x2(kt, a, p2, two);
             CHECK(relative_error(p1, pref) == 0);
             CHECK(same_bits(p1, p2));
             CHECK(border_and_padding_zero(p1));
@@ -391,12 +425,12 @@ TEST_CASE("scale_shift_relu, add, maxpool2x2, upsample2x_add match the reference
             fill_random(low, rng);
             fill_random(up, rng);
             upsample2x_add_reference(low, up, uref);
-            upsample2x_add(low, up, u1, one);
-            upsample2x_add(low, up, u2, two);
+            upsample2x_add(kt, low, up, u1, one);
+            upsample2x_add(kt, low, up, u2, two);
             CHECK(relative_error(u1, uref) == 0);
             CHECK(same_bits(u1, u2));
             CHECK(border_and_padding_zero(u1));
-            upsample2x_add(low, up, up, two);  // in place
+            upsample2x_add(kt, low, up, up, two);  // in place
             CHECK(relative_error(up, uref) == 0);
         }
     }
@@ -405,16 +439,17 @@ TEST_CASE("scale_shift_relu, add, maxpool2x2, upsample2x_add match the reference
 TEST_CASE("elementwise preconditions") {
     feature_map a(8, 8, 21, 1), b(8, 7, 21, 1), c(8, 8, 22, 0), p(4, 4, 21, 0), q(3, 4, 21, 0);
     std::vector<float> s(21, 1.0f);
-    CHECK_THROWS_AS(add(a, b, a, exec{}), handgraph::error);
-    CHECK_THROWS_AS(add(a, c, a, exec{}), handgraph::error);
-    CHECK_THROWS_AS(scale_shift_relu(a, s.data(), s.data(), b, exec{}), handgraph::error);
-    CHECK_THROWS_AS(scale_shift_relu(a, nullptr, s.data(), a, exec{}), handgraph::error);
-    CHECK_NOTHROW(maxpool2x2(a, p, exec{}));
-    CHECK_THROWS_AS(maxpool2x2(a, q, exec{}), handgraph::error);
-    CHECK_THROWS_AS(maxpool2x2(a, a, exec{}), handgraph::error);
-    CHECK_NOTHROW(upsample2x_add(p, a, a, exec{}));
-    CHECK_THROWS_AS(upsample2x_add(q, a, a, exec{}), handgraph::error);
-    CHECK_THROWS_AS(upsample2x_add(p, b, b, exec{}), handgraph::error);
+    const kernel_table& k = select_kernels();
+    CHECK_THROWS_AS(add(k, a, b, a, exec{}), handgraph::error);
+    CHECK_THROWS_AS(add(k, a, c, a, exec{}), handgraph::error);
+    CHECK_THROWS_AS(scale_shift_relu(k, a, s.data(), s.data(), b, exec{}), handgraph::error);
+    CHECK_THROWS_AS(scale_shift_relu(k, a, nullptr, s.data(), a, exec{}), handgraph::error);
+    CHECK_NOTHROW(maxpool2x2(k, a, p, exec{}));
+    CHECK_THROWS_AS(maxpool2x2(k, a, q, exec{}), handgraph::error);
+    CHECK_THROWS_AS(maxpool2x2(k, a, a, exec{}), handgraph::error);
+    CHECK_NOTHROW(upsample2x_add(k, p, a, a, exec{}));
+    CHECK_THROWS_AS(upsample2x_add(k, q, a, a, exec{}), handgraph::error);
+    CHECK_THROWS_AS(upsample2x_add(k, p, b, b, exec{}), handgraph::error);
 }
 
 TEST_CASE("linear matches the reference") {
@@ -426,16 +461,17 @@ TEST_CASE("linear matches the reference") {
         CAPTURE(in);
         std::vector<float> w = random_vector(std::size_t(out) * in, rng), b = random_vector(out, rng),
                            x = random_vector(in, rng);
-        linear l = linear::prepare(w.data(), b.data(), out, in);
-        CHECK(l.in() == in);
-        CHECK(l.out() == out);
+        contexts ctx;
         for (const std::string& arch : available_arch_names())
         for (bool relu : {false, true}) {
             CAPTURE(arch);
+            linear l = linear::prepare(w.data(), b.data(), out, in, for_arch(arch));
+            CHECK(l.in() == in);
+            CHECK(l.out() == out);
             std::vector<float> ref(out), y1(out + 1, 7.0f), y2(out + 1, 7.0f);
             linear_reference(w.data(), b.data(), out, in, x.data(), ref.data(), relu);
-            l.run(x.data(), y1.data(), relu, exec{1, arch.c_str()});
-            l.run(x.data(), y2.data(), relu, exec{2, arch.c_str()});
+            l.run(x.data(), y1.data(), relu, ctx.one.exec());
+            l.run(x.data(), y2.data(), relu, ctx.two.exec());
             double err = 0, mag = 0;
             for (int o = 0; o < out; ++o) {
                 err = std::max(err, double(std::fabs(y1[o] - ref[o])));

@@ -17,10 +17,9 @@ namespace {
 
 std::vector<unsigned char> make_file(const std::string& header, std::size_t data_bytes, std::uint64_t declared = UINT64_MAX) {
     std::uint64_t n = declared == UINT64_MAX ? header.size() : declared;
-    std::vector<unsigned char> out(8);
+    std::vector<unsigned char> out(8 + header.size() + data_bytes, 0);
     for (int i = 0; i < 8; ++i) out[std::size_t(i)] = static_cast<unsigned char>(n >> (8 * i));
-    out.insert(out.end(), header.begin(), header.end());
-    out.resize(out.size() + data_bytes, 0);
+    std::copy(header.begin(), header.end(), out.begin() + 8);
     return out;
 }
 

@@ -3,7 +3,7 @@
 // the real shapes with deterministic random weights (clearly not the released ones:
 // its outputs are meaningless, its timings are real). The template mesh comes from the
 // release's data when it can be found, else from the synthetic template.
-// Depends on pipeline.hpp, obj.hpp.
+// Depends on handgraph.hpp, obj.hpp, synthetic_template.hpp.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -14,13 +14,13 @@
 
 #include "obj.hpp"
 #include "synthetic_template.hpp"
-#include "pipeline.hpp"
+#include "handgraph.hpp"
 
 namespace handgraph {
 
 // A 256x256 BGR picture: a skin-toned palm and five fingers on a textured background.
 inline std::vector<unsigned char> demo_crop() {
-    constexpr int n = input_size;
+    constexpr int n = crop_size;
     std::vector<unsigned char> img(std::size_t(n) * n * 3);
     auto capsule = [](float px, float py, float ax, float ay, float bx, float by, float r) {
         float dx = bx - ax, dy = by - ay;
@@ -78,8 +78,8 @@ inline template_mesh demo_template(const std::string& path, std::string* source)
     return synthetic_template();
 }
 
-inline model random_model(std::uint64_t seed, const template_mesh& t) {
-    return model(weight_file::random(seed, t.vertices, t.faces));
+inline model random_model(std::uint64_t seed, const template_mesh& t, const load_options& options = {}) {
+    return model::random(seed, t.vertices, t.faces, options);
 }
 
 }  // namespace handgraph

@@ -10,12 +10,12 @@
 // STB_IMAGE_WRITE_IMPLEMENTATION before including <stb_image.h>, <stb_image_write.h>), a
 // file of its own that does not include handgraph (see tests/consumer/stb_impl.cpp).
 //
-// Depends on pipeline.hpp (the model it evaluates) and everything it lists below.
+// Depends on handgraph.hpp (the model it evaluates), context.hpp and everything it lists below.
 #pragma once
 #include "image.hpp"
 #include "io.hpp"
 #include "mat.hpp"
-#include "pipeline.hpp"
+#include "handgraph.hpp"
 
 #include "eval/pose.hpp"
 #include "eval/datasets.hpp"

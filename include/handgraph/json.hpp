@@ -3,6 +3,7 @@
 // The reader never reads outside the given text, limits nesting depth, and throws
 // handgraph::error with the byte offset of the problem.
 #pragma once
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -268,6 +269,20 @@ std::string matrix(const T* data, std::size_t rows, std::size_t cols, int digits
         for (std::size_t c = 0; c < cols; ++c) {
             if (c) out += ",";
             out += number(double(data[r * cols + c]), digits);
+        }
+        out += "]";
+    }
+    return out + "]";
+}
+// Rows of fixed-size points (hand_estimate's joints and vertices) as nested arrays.
+template <class T, std::size_t C, std::size_t R>
+std::string matrix(const std::array<std::array<T, C>, R>& rows, int digits = 9) {
+    std::string out = "[";
+    for (std::size_t r = 0; r < R; ++r) {
+        out += r ? ",[" : "[";
+        for (std::size_t c = 0; c < C; ++c) {
+            if (c) out += ",";
+            out += number(double(rows[r][c]), digits);
         }
         out += "]";
     }

@@ -1,11 +1,12 @@
 // handgraph/model.hpp: the three networks of the release, wired as in the paper
 // (spec section 2): net_hm (stacked hourglass), net_feat_mesh (feature net + graph CNN
 // mesh decoder) and net_mesh_pose (graph CNN pose regressor).
-// Weights are bound by name from a weight_file and prepared once (BatchNorm folded into
-// the neighbouring convolution, weights packed for the kernels); forward passes never
-// touch the file again. A network object is immutable after construction and may be
-// used from several threads at once.
-// Depends on weights.hpp, tensor.hpp, kernels/*.hpp.
+// Weights are bound by name from a weight_source and prepared once (BatchNorm folded into
+// the neighbouring convolution, weights packed for the kernels, into the memory and for
+// the instruction set of the layer_setup); forward passes never touch the file again. A
+// network object is immutable after construction and may be used from several threads at
+// once, each call with its own exec (a context's: threads and scratch).
+// Depends on handgraph.hpp (constants), weights.hpp, tensor.hpp, kernels/*.hpp.
 #pragma once
 #include <array>
 #include <cmath>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "error.hpp"
+#include "handgraph.hpp"
 #include "kernels/conv.hpp"
 #include "kernels/elementwise.hpp"
 #include "kernels/linear.hpp"
@@ -24,11 +26,11 @@
 
 namespace handgraph {
 
-constexpr int num_joints = 21;
+// num_joints, num_vertices and crop_size are handgraph.hpp's.
 constexpr int num_features = 256;
 constexpr int num_stacks = 2;
 constexpr int heatmap_size = 64;
-constexpr int input_size = 256;
+constexpr int input_size = crop_size;
 constexpr int mesh_nodes = 1280;
 
 namespace detail {
@@ -38,9 +40,9 @@ constexpr float bn_eps = 1e-5f;
 // BatchNorm in inference mode as a per-channel affine: y = x * scale + shift.
 struct affine {
     std::vector<float> scale, shift;
-    static affine from_bn(const weight_file& w, const std::string& prefix, int c) {
+    static affine from_bn(const weight_source& w, const std::string& prefix, int c) {
         std::vector<std::int64_t> s{c};
-        const std::vector<float> g = w.f32(prefix + ".weight", s), b = w.f32(prefix + ".bias", s),
+        const float_values g = w.f32(prefix + ".weight", s), b = w.f32(prefix + ".bias", s),
                                  m = w.f32(prefix + ".running_mean", s), v = w.f32(prefix + ".running_var", s);
         affine a;
         a.scale.resize(std::size_t(c));
@@ -56,51 +58,70 @@ struct affine {
     }
 };
 
-// 3x3 layers on maps at least this wide run Winograd F(4x4,3x3); smaller ones the direct
-// kernel. Winograd transforms the layer's weights on every call (~0.15 ms for 128 -> 128),
-// which the 8x8 and 4x4 maps do not earn back (per-thread CPU time, 128 -> 128: @8 direct
-// 0.167 ms, Winograd 0.207; @16 direct 0.762, Winograd 0.357; benchmarks/NOTES.md).
+// The one place that decides how each convolution computes. Winograd F(4x4,3x3) needs a
+// 3x3 stride-1 pad-1 layer; among those, it runs on maps at least winograd_min_size wide and
+// the direct kernel on the 8x8 and 4x4 maps. Winograd rebuilds the layer's transformed
+// weights on every call (winograd.hpp: ~0.15 ms for 128 -> 128), which the small maps do
+// not earn back: per-thread CPU time for 128 -> 128 (benchmarks/kernel_bench, AVX-512,
+// Zen 4) @8 direct 0.167 ms, Winograd 0.207; @16 direct 0.762, Winograd 0.357.
+// estimate_options::exact (exec::exact) overrides this and runs every layer direct.
 constexpr int winograd_min_size = 16;
 
-inline kernels::conv2d load_conv(const weight_file& w, const std::string& prefix, int cout, int cin, int k, int stride, int pad,
-                                 const affine* bn = nullptr, bool winograd = false) {
-    const std::vector<float> wt = w.f32(prefix + ".weight", {cout, cin, k, k}), b = w.f32(prefix + ".bias", {cout});
-    return kernels::conv2d::prepare(wt.data(), b.data(), cout, cin, k, stride, pad, bn ? bn->scale.data() : nullptr, bn ? bn->shift.data() : nullptr,
-                                    winograd);
+inline kernels::conv_algorithm conv_algorithm_for(int kernel, int stride, int pad, int out_size) {
+    return kernel == 3 && stride == 1 && pad == 1 && out_size >= winograd_min_size ? kernels::conv_algorithm::winograd_f4x4
+                                                                                   : kernels::conv_algorithm::direct;
 }
 
-inline kernels::linear load_linear(const weight_file& w, const std::string& prefix, int out, int in) {
-    return kernels::linear::prepare(w.f32(prefix + ".weight", {out, in}).data(), w.f32(prefix + ".bias", {out}).data(), out, in);
+// A layer as the networks bind it: the weights' source and how layers are prepared.
+struct net_setup {
+    const weight_source& w;
+    kernels::layer_setup layers;
+};
+
+// `out_size`: the side of the layer's (square) output maps.
+inline kernels::conv2d load_conv(const net_setup& n, const std::string& prefix, int cout, int cin, int k, int stride, int pad, int out_size,
+                                 const affine* bn = nullptr) {
+    const float_values wt = n.w.f32(prefix + ".weight", {cout, cin, k, k}), b = n.w.f32(prefix + ".bias", {cout});
+    return kernels::conv2d::prepare(wt.data(), b.data(), cout, cin, k, stride, pad, bn ? bn->scale.data() : nullptr, bn ? bn->shift.data() : nullptr,
+                                    conv_algorithm_for(k, stride, pad, out_size), n.layers);
+}
+
+inline kernels::linear load_linear(const net_setup& n, const std::string& prefix, int out, int in) {
+    return kernels::linear::prepare(n.w.f32(prefix + ".weight", {out, in}).data(), n.w.f32(prefix + ".bias", {out}).data(), out, in, n.layers);
 }
 
 // Pre-activation bottleneck: y = conv3(relu(bn2(conv2(relu(bn1(conv1(relu(bn(x))))))))) + skip(x).
 class residual {
 public:
     residual() = default;
-    // `size`: the side of the square maps it runs on (chooses Winograd for its 3x3 conv).
-    residual(const weight_file& w, const std::string& p, int cin, int cout, int size) : cin_(cin), cout_(cout) {
-        bn_ = affine::from_bn(w, p + ".bn", cin);
-        affine bn1 = affine::from_bn(w, p + ".bn1", cout / 2);
-        affine bn2 = affine::from_bn(w, p + ".bn2", cout / 2);
-        conv1_ = load_conv(w, p + ".conv1", cout / 2, cin, 1, 1, 0, &bn1);
-        conv2_ = load_conv(w, p + ".conv2", cout / 2, cout / 2, 3, 1, 1, &bn2, size >= winograd_min_size);
-        conv3_ = load_conv(w, p + ".conv3", cout, cout / 2, 1, 1, 0);
-        if (cin != cout) conv4_ = std::make_unique<kernels::conv2d>(load_conv(w, p + ".conv4", cout, cin, 1, 1, 0));
+    // `size`: the side of the square maps it runs on (chooses the algorithm of its 3x3 conv).
+    residual(const net_setup& n, const std::string& p, int cin, int cout, int size) : cin_(cin), cout_(cout) {
+        const affine bn = affine::from_bn(n.w, p + ".bn", cin);
+        pre_scale_ = aligned_buffer(std::size_t(round_up(cin, channel_block)), n.layers.weights);  // zero padding channels
+        pre_shift_ = aligned_buffer(std::size_t(round_up(cin, channel_block)), n.layers.weights);
+        for (int c = 0; c < cin; ++c) {
+            pre_scale_[std::size_t(c)] = bn.scale[std::size_t(c)];
+            pre_shift_[std::size_t(c)] = bn.shift[std::size_t(c)];
+        }
+        affine bn1 = affine::from_bn(n.w, p + ".bn1", cout / 2);
+        affine bn2 = affine::from_bn(n.w, p + ".bn2", cout / 2);
+        conv1_ = load_conv(n, p + ".conv1", cout / 2, cin, 1, 1, 0, size, &bn1);
+        conv2_ = load_conv(n, p + ".conv2", cout / 2, cout / 2, 3, 1, 1, size, &bn2);
+        conv3_ = load_conv(n, p + ".conv3", cout, cout / 2, 1, 1, 0, size);
+        if (cin != cout) conv4_ = std::make_unique<kernels::conv2d>(load_conv(n, p + ".conv4", cout, cin, 1, 1, 0, size));
     }
     int cout() const { return cout_; }
 
     void run(const feature_map& x, feature_map& out, const kernels::exec& ex) const {
         // Temporaries die as soon as they are used, so the next one of the same size reuses
-        // the block (tensor.hpp's cache); the skip conv writes straight into `out`, which is
-        // then conv3's residual (same arithmetic as a separate skip map, 1 map less).
+        // the block (the workspace's block pool); the skip conv writes straight into `out`,
+        // which is then conv3's residual (same arithmetic as a separate skip map, 1 map less).
+        // The pre-activation bn + relu is applied by conv1 as it reads x (run_preact).
         const int h = x.height, wd = x.width;
-        feature_map b(h, wd, cout_ / 2, 1);
-        {
-            feature_map a(h, wd, cin_, 0);
-            kernels::scale_shift_relu(x, bn_.scale.data(), bn_.shift.data(), a, ex);
-            conv1_.run(a, b, true, nullptr, ex);
-        }
-        feature_map c(h, wd, cout_ / 2, 0);
+        auto* mem = ex.memory();
+        feature_map b(mem, h, wd, cout_ / 2, 1);
+        conv1_.run_preact(x, pre_scale_.data(), pre_shift_.data(), b, true, nullptr, ex);
+        feature_map c(mem, h, wd, cout_ / 2, 0);
         conv2_.run(b, c, true, nullptr, ex);
         b = feature_map();
         out.reset_output(h, wd, cout_, 0);
@@ -114,14 +135,14 @@ public:
 
 private:
     int cin_ = 0, cout_ = 0;
-    affine bn_;
+    aligned_buffer pre_scale_, pre_shift_;  // bn as an affine, [round_up(cin, 16)]
     kernels::conv2d conv1_, conv2_, conv3_;
     std::unique_ptr<kernels::conv2d> conv4_;
 };
 
 // Two residuals in a row (the hourglass's `*_[0..1]` pairs).
 inline void run_pair(const std::array<residual, 2>& r, const feature_map& x, feature_map& out, const kernels::exec& ex) {
-    feature_map t;
+    feature_map t(ex.memory());
     r[0].run(x, t, ex);
     r[1].run(t, out, ex);
 }
@@ -129,30 +150,38 @@ inline void run_pair(const std::array<residual, 2>& r, const feature_map& x, fea
 class hourglass {
 public:
     // size: side of the input maps (64 for the outer level).
-    hourglass(const weight_file& w, const std::string& p, int depth, int f, int size) : depth_(depth) {
+    hourglass(const net_setup& n, const std::string& p, int depth, int f, int size) : depth_(depth) {
+        k_ = &n.layers.table();
         for (int i = 0; i < 2; ++i) {
-            up1_[std::size_t(i)] = residual(w, p + ".up1_." + std::to_string(i), f, f, size);
-            low1_[std::size_t(i)] = residual(w, p + ".low1_." + std::to_string(i), f, f, size / 2);
-            low3_[std::size_t(i)] = residual(w, p + ".low3_." + std::to_string(i), f, f, size / 2);
-            if (depth == 1) low2_[std::size_t(i)] = residual(w, p + ".low2_." + std::to_string(i), f, f, size / 2);
+            up1_[std::size_t(i)] = residual(n, p + ".up1_." + std::to_string(i), f, f, size);
+            low1_[std::size_t(i)] = residual(n, p + ".low1_." + std::to_string(i), f, f, size / 2);
+            low3_[std::size_t(i)] = residual(n, p + ".low3_." + std::to_string(i), f, f, size / 2);
+            if (depth == 1) low2_[std::size_t(i)] = residual(n, p + ".low2_." + std::to_string(i), f, f, size / 2);
         }
-        if (depth > 1) inner_ = std::make_unique<hourglass>(w, p + ".low2", depth - 1, f, size / 2);
+        if (depth > 1) inner_ = std::make_unique<hourglass>(n, p + ".low2", depth - 1, f, size / 2);
     }
 
     void run(const feature_map& x, feature_map& out, const kernels::exec& ex) const {
-        feature_map up, pooled(x.height / 2, x.width / 2, x.channels, 0), low1, low2, low3;
+        auto* mem = ex.memory();
+        // Maps are made when they are first written (the activation pool then places them
+        // with less fragmentation: benchmarks/NOTES.md).
+        feature_map up(mem), low1(mem), low2(mem), low3(mem);
         run_pair(up1_, x, up, ex);
-        kernels::maxpool2x2(x, pooled, ex);
-        run_pair(low1_, pooled, low1, ex);
+        {
+            feature_map pooled(mem, x.height / 2, x.width / 2, x.channels, 0);
+            kernels::maxpool2x2(*k_, x, pooled, ex);
+            run_pair(low1_, pooled, low1, ex);
+        }
         if (inner_) inner_->run(low1, low2, ex);
         else run_pair(low2_, low1, low2, ex);
         run_pair(low3_, low2, low3, ex);
         out.reset(x.height, x.width, up.channels, 0);
-        kernels::upsample2x_add(low3, up, out, ex);
+        kernels::upsample2x_add(*k_, low3, up, out, ex);
     }
 
 private:
     int depth_;
+    const kernels::detail::kernel_table* k_ = nullptr;
     std::array<residual, 2> up1_, low1_, low2_, low3_;
     std::unique_ptr<hourglass> inner_;
 };
@@ -163,52 +192,69 @@ private:
 struct hm_outputs {
     std::array<feature_map, num_stacks> heatmaps;  // 21 x 64 x 64 each
     feature_map enc0, enc1;                       // 256 x 64 x 64 each
+    // Maps whose memory comes from `source` (a workspace's block pool; null: the heap).
+    explicit hm_outputs(handgraph::detail::buffer_source* source = nullptr)
+        : heatmaps{feature_map(source), feature_map(source)}, enc0(source), enc1(source) {}
 };
 
 // net_hm: the stacked hourglass (input 3 x 256 x 256 -> 2 x 21 heat-maps of 64 x 64).
 class net_hm {
 public:
-    explicit net_hm(const weight_file& w) {
+    explicit net_hm(const detail::net_setup& n) {
         const std::string p = "net_hm.";
-        detail::affine bn1 = detail::affine::from_bn(w, p + "bn1", 64);
-        conv1_ = detail::load_conv(w, p + "conv1_", 64, 3, 7, 2, 3, &bn1);
-        r1_ = detail::residual(w, p + "r1", 64, 128, 128);
-        r4_ = detail::residual(w, p + "r4", 128, 128, 64);
-        r5_ = detail::residual(w, p + "r5", 128, num_features, 64);
+        k_ = &n.layers.table();
+        detail::affine bn1 = detail::affine::from_bn(n.w, p + "bn1", 64);
+        conv1_ = detail::load_conv(n, p + "conv1_", 64, 3, 7, 2, 3, 128, &bn1);
+        r1_ = detail::residual(n, p + "r1", 64, 128, 128);
+        r4_ = detail::residual(n, p + "r4", 128, 128, 64);
+        r5_ = detail::residual(n, p + "r5", 128, num_features, 64);
         for (int i = 0; i < num_stacks; ++i) {
             std::string s = std::to_string(i);
-            hg_.push_back(std::make_unique<detail::hourglass>(w, p + "hourglass." + s, 4, num_features, heatmap_size));
-            res_[std::size_t(2 * i)] = detail::residual(w, p + "Residual." + std::to_string(2 * i), num_features, num_features, heatmap_size);
-            res_[std::size_t(2 * i + 1)] = detail::residual(w, p + "Residual." + std::to_string(2 * i + 1), num_features, num_features, heatmap_size);
-            detail::affine bn = detail::affine::from_bn(w, p + "lin_." + s + ".1", num_features);
-            lin_[std::size_t(i)] = detail::load_conv(w, p + "lin_." + s + ".0", num_features, num_features, 1, 1, 0, &bn);
-            tmp_out_[std::size_t(i)] = detail::load_conv(w, p + "tmpOut." + s, num_joints, num_features, 1, 1, 0);
+            hg_.push_back(std::make_unique<detail::hourglass>(n, p + "hourglass." + s, 4, num_features, heatmap_size));
+            res_[std::size_t(2 * i)] = detail::residual(n, p + "Residual." + std::to_string(2 * i), num_features, num_features, heatmap_size);
+            res_[std::size_t(2 * i + 1)] = detail::residual(n, p + "Residual." + std::to_string(2 * i + 1), num_features, num_features, heatmap_size);
+            detail::affine bn = detail::affine::from_bn(n.w, p + "lin_." + s + ".1", num_features);
+            lin_[std::size_t(i)] = detail::load_conv(n, p + "lin_." + s + ".0", num_features, num_features, 1, 1, 0, heatmap_size, &bn);
+            tmp_out_[std::size_t(i)] = detail::load_conv(n, p + "tmpOut." + s, num_joints, num_features, 1, 1, 0, heatmap_size);
         }
-        ll_ = detail::load_conv(w, p + "ll_.0", num_features, num_features, 1, 1, 0);
-        tmp_out_back_ = detail::load_conv(w, p + "tmpOut_.0", num_features, num_joints, 1, 1, 0);
+        ll_ = detail::load_conv(n, p + "ll_.0", num_features, num_features, 1, 1, 0, heatmap_size);
+        tmp_out_back_ = detail::load_conv(n, p + "tmpOut_.0", num_features, num_joints, 1, 1, 0, heatmap_size);
     }
 
     // input: 256 x 256 x 3 (channels B, G, R; values pixel / 255 - 0.5) with border >= 3.
-    void run(const feature_map& input, hm_outputs& o, const kernels::exec& ex) const {
-        feature_map c1(128, 128, 64, 0), t, pooled(64, 64, 128, 0), x;
+    // `input` is released (reset to empty) once the first convolution has read it.
+    void run(feature_map& input, hm_outputs& o, const kernels::exec& ex) const {
+        auto* mem = ex.memory();
+        feature_map c1(mem, 128, 128, 64, 0), t(mem), x(mem);
         conv1_.run(input, c1, true, nullptr, ex);
+        input = feature_map();
         r1_.run(c1, t, ex);
-        kernels::maxpool2x2(t, pooled, ex);
-        r4_.run(pooled, t, ex);
+        c1 = feature_map();
+        {
+            feature_map pooled(mem, 64, 64, 128, 0);
+            kernels::maxpool2x2(*k_, t, pooled, ex);
+            t = feature_map(mem);
+            r4_.run(pooled, t, ex);
+        }
         r5_.run(t, x, ex);
+        t = feature_map();
         const feature_map* cur = &x;  // the input of the current stack
         for (int i = 0; i < num_stacks; ++i) {
-            feature_map hg, a, ll(64, 64, num_features, 0);
+            feature_map hg(mem), a(mem);
             hg_[std::size_t(i)]->run(*cur, hg, ex);
             res_[std::size_t(2 * i)].run(hg, a, ex);
             res_[std::size_t(2 * i + 1)].run(a, hg, ex);
+            a = feature_map();
+            feature_map ll(mem, 64, 64, num_features, 0);
             lin_[std::size_t(i)].run(hg, ll, true, nullptr, ex);
+            hg = feature_map();
             feature_map& hm = o.heatmaps[std::size_t(i)];
             hm.reset(64, 64, num_joints, 0);
             tmp_out_[std::size_t(i)].run(ll, hm, false, nullptr, ex);
             if (i == 0) {
-                feature_map y(64, 64, num_features, 0);
+                feature_map y(mem, 64, 64, num_features, 0);
                 ll_.run(ll, y, false, cur, ex);  // x + ll_(ll)
+                x = feature_map();
                 o.enc0.reset(64, 64, num_features, 0);
                 tmp_out_back_.run(hm, o.enc0, false, &y, ex);  // ... + tmpOut_(hm_0)
                 cur = &o.enc0;
@@ -219,6 +265,7 @@ public:
     }
 
 private:
+    const kernels::detail::kernel_table* k_ = nullptr;
     kernels::conv2d conv1_;
     detail::residual r1_, r4_, r5_;
     std::vector<std::unique_ptr<detail::hourglass>> hg_;
@@ -237,21 +284,22 @@ struct graph_operators {
 // CNN mesh decoder (4096 features -> 1280 x 3 mesh in normalised u, v, depth).
 class net_feat_mesh {
 public:
-    explicit net_feat_mesh(const weight_file& w) {
+    explicit net_feat_mesh(const detail::net_setup& n) {
         const std::string p = "net_feat_mesh.feat_net.";
-        heatmap_conv_ = detail::load_conv(w, p + "heatmap_conv", num_features, num_joints, 1, 1, 0);
-        encoding_conv_ = detail::load_conv(w, p + "encoding_conv", num_features, num_features, 1, 1, 0);
+        k_ = &n.layers.table();
+        heatmap_conv_ = detail::load_conv(n, p + "heatmap_conv", num_features, num_joints, 1, 1, 0, heatmap_size);
+        encoding_conv_ = detail::load_conv(n, p + "encoding_conv", num_features, num_features, 1, 1, 0, heatmap_size);
         for (int i = 0; i < 8; ++i)
-            reg_[std::size_t(i)] = detail::residual(w, p + "reg_." + std::to_string(i), num_features, num_features, heatmap_size >> (i / 2));
+            reg_[std::size_t(i)] = detail::residual(n, p + "reg_." + std::to_string(i), num_features, num_features, heatmap_size >> (i / 2));
         const std::string m = "net_feat_mesh.mesh_net.";
-        fc1_ = detail::load_linear(w, m + "fc.fc_1.fc", 512, 4096);
-        fc2_ = detail::load_linear(w, m + "fc.fc_2.fc", 80 * 64, 512);
+        fc1_ = detail::load_linear(n, m + "fc.fc_1.fc", 512, 4096);
+        fc2_ = detail::load_linear(n, m + "fc.fc_2.fc", 80 * 64, 512);
         const int fin[4] = {64, 64, 32, 32}, fout[4] = {64, 32, 32, 3};
         for (int i = 0; i < 4; ++i) {
             std::string s = std::to_string(i);
-            const std::vector<float> wt = w.f32(m + "cl." + s + ".weight", {fout[i], fin[i] * 3}), b = w.f32(m + "cl." + s + ".bias", {fout[i]});
+            const float_values wt = n.w.f32(m + "cl." + s + ".weight", {fout[i], fin[i] * 3}), b = n.w.f32(m + "cl." + s + ".bias", {fout[i]});
             if (i < 3) {
-                detail::affine bn = detail::affine::from_bn(w, m + "bn." + s, fout[i]);
+                detail::affine bn = detail::affine::from_bn(n.w, m + "bn." + s, fout[i]);
                 cl_[std::size_t(i)] = kernels::cheb_conv::prepare(wt.data(), b.data(), fout[i], fin[i], bn.scale.data(), bn.shift.data());
             } else {
                 cl_[std::size_t(i)] = kernels::cheb_conv::prepare(wt.data(), b.data(), fout[i], fin[i]);
@@ -259,40 +307,47 @@ public:
         }
     }
 
-    // features: 4096 floats (C, H, W order); mesh: 1280 x 3.
-    void run(const hm_outputs& hm, const graph_operators& g, std::vector<float>& features, std::vector<float>& mesh,
-             const kernels::exec& ex) const {
-        feature_map t(64, 64, num_features, 0), x(64, 64, num_features, 0);
-        encoding_conv_.run(hm.enc1, t, false, &hm.enc0, ex);
-        heatmap_conv_.run(hm.heatmaps[1], x, false, &t, ex);
-        for (int b = 0; b < 4; ++b) {
-            feature_map a, c;
-            reg_[std::size_t(2 * b)].run(x, a, ex);
-            reg_[std::size_t(2 * b + 1)].run(a, c, ex);
-            x.reset(c.height / 2, c.width / 2, num_features, 0);
-            kernels::maxpool2x2(c, x, ex);
+    // features: 4096 floats (C, H, W order); mesh: 1280 x 3. hm's encodings are released
+    // (reset to empty) once read, so the feature net runs without them in memory.
+    void run(hm_outputs& hm, const graph_operators& g, float* features, float* mesh, const kernels::exec& ex) const {
+        auto* mem = ex.memory();
+        {
+            feature_map x(mem, 64, 64, num_features, 0);
+            {
+                feature_map t(mem, 64, 64, num_features, 0);
+                encoding_conv_.run(hm.enc1, t, false, &hm.enc0, ex);
+                hm.enc0 = feature_map();
+                hm.enc1 = feature_map();
+                heatmap_conv_.run(hm.heatmaps[1], x, false, &t, ex);
+            }
+            for (int b = 0; b < 4; ++b) {
+                feature_map a(mem), c(mem);
+                reg_[std::size_t(2 * b)].run(x, a, ex);
+                reg_[std::size_t(2 * b + 1)].run(a, c, ex);
+                x.reset(c.height / 2, c.width / 2, num_features, 0);
+                kernels::maxpool2x2(*k_, c, x, ex);
+            }
+            for (int c = 0; c < num_features; ++c)
+                for (int y = 0; y < 4; ++y)
+                    for (int xx = 0; xx < 4; ++xx) features[std::size_t(c * 16 + y * 4 + xx)] = x.at(c, y, xx);
         }
-        features.assign(4096, 0.0f);
-        for (int c = 0; c < num_features; ++c)
-            for (int y = 0; y < 4; ++y)
-                for (int xx = 0; xx < 4; ++xx) features[std::size_t(c * 16 + y * 4 + xx)] = x.at(c, y, xx);
-        std::vector<float> h(512), nodes(80 * 64);
-        fc1_.run(features.data(), h.data(), true, ex);
+        aligned_buffer h(512, mem), nodes(80 * 64, mem);
+        fc1_.run(features, h.data(), true, ex);
         fc2_.run(h.data(), nodes.data(), false, ex);
         // Block 0: 80 -> 320 nodes, Chebyshev on the level-2 Laplacian.
-        std::vector<float> u = kernels::graph_upsample4(nodes.data(), 80, 64);
-        std::vector<float> a(320 * 64), b(320 * 32);
-        cl_[0].run(g.laplacian[2], u.data(), a.data(), true);
-        cl_[1].run(g.laplacian[2], a.data(), b.data(), true);
+        aligned_buffer u(320 * 64, mem), a(320 * 64, mem), b(320 * 32, mem);
+        kernels::graph_upsample4(nodes.data(), 80, 64, u.data());
+        cl_[0].run(g.laplacian[2], u.data(), a.data(), true, ex);
+        cl_[1].run(g.laplacian[2], a.data(), b.data(), true, ex);
         // Block 1: 320 -> 1280 nodes, Chebyshev on the level-0 Laplacian.
-        u = kernels::graph_upsample4(b.data(), 320, 32);
-        std::vector<float> c(1280 * 32);
-        cl_[2].run(g.laplacian[0], u.data(), c.data(), true);
-        mesh.assign(1280 * 3, 0.0f);
-        cl_[3].run(g.laplacian[0], c.data(), mesh.data(), false);
+        aligned_buffer u1(1280 * 32, mem), c(1280 * 32, mem);
+        kernels::graph_upsample4(b.data(), 320, 32, u1.data());
+        cl_[2].run(g.laplacian[0], u1.data(), c.data(), true, ex);
+        cl_[3].run(g.laplacian[0], c.data(), mesh, false, ex);
     }
 
 private:
+    const kernels::detail::kernel_table* k_ = nullptr;
     kernels::conv2d heatmap_conv_, encoding_conv_;
     std::array<detail::residual, 8> reg_;
     kernels::linear fc1_, fc2_;
@@ -303,36 +358,36 @@ private:
 // As released: no BatchNorm (its tensors exist but are unused) and no ReLU.
 class net_mesh_pose {
 public:
-    explicit net_mesh_pose(const weight_file& w) {
+    explicit net_mesh_pose(const detail::net_setup& n) {
         const std::string p = "net_mesh_pose.";
         const int fin[4] = {3, 32, 32, 64}, fout[4] = {32, 32, 64, 64};
         for (int i = 0; i < 4; ++i) {
             std::string s = std::to_string(i);
-            cl_[std::size_t(i)] = kernels::cheb_conv::prepare(w.f32(p + "cl." + s + ".weight", {fout[i], fin[i] * 3}).data(),
-                                                             w.f32(p + "cl." + s + ".bias", {fout[i]}).data(), fout[i], fin[i]);
-            for (const char* t : {".weight", ".bias", ".running_mean", ".running_var"}) w.ignore(p + "bn." + s + t);
+            cl_[std::size_t(i)] = kernels::cheb_conv::prepare(n.w.f32(p + "cl." + s + ".weight", {fout[i], fin[i] * 3}).data(),
+                                                             n.w.f32(p + "cl." + s + ".bias", {fout[i]}).data(), fout[i], fin[i]);
+            for (const char* t : {".weight", ".bias", ".running_mean", ".running_var"}) n.w.ignore(p + "bn." + s + t);
         }
-        fc1_ = detail::load_linear(w, p + "fc.fc_1.fc", 512, 80 * 64);
-        fc2_ = detail::load_linear(w, p + "fc.fc_2.fc", num_joints - 1, 512);
+        fc1_ = detail::load_linear(n, p + "fc.fc_1.fc", 512, 80 * 64);
+        fc2_ = detail::load_linear(n, p + "fc.fc_2.fc", num_joints - 1, 512);
     }
 
     // mesh: 1280 x 3 (not yet masked); depths: 20 values.
-    void run(const std::vector<float>& mesh, const graph_operators& g, std::vector<float>& depths, const kernels::exec& ex) const {
-        std::vector<float> x(mesh);
+    void run(const float* mesh, const graph_operators& g, float* depths, const kernels::exec& ex) const {
+        auto* mem = ex.memory();
+        aligned_buffer x(1280 * 3, mem);
+        std::copy(mesh, mesh + 1280 * 3, x.data());
         for (int v = 0; v < mesh_nodes; ++v)
             if (!g.mask[v]) x[std::size_t(v) * 3] = x[std::size_t(v) * 3 + 1] = x[std::size_t(v) * 3 + 2] = 0.0f;
-        std::vector<float> a(1280 * 32), b(1280 * 32);
-        cl_[0].run(g.laplacian[0], x.data(), a.data(), false);
-        cl_[1].run(g.laplacian[0], a.data(), b.data(), false);
-        std::vector<float> p = kernels::graph_maxpool4(b.data(), 1280, 32);
-        std::vector<float> c(320 * 64), d(320 * 64);
-        cl_[2].run(g.laplacian[2], p.data(), c.data(), false);
-        cl_[3].run(g.laplacian[2], c.data(), d.data(), false);
-        std::vector<float> q = kernels::graph_maxpool4(d.data(), 320, 64);
-        std::vector<float> h(512);
+        aligned_buffer a(1280 * 32, mem), b(1280 * 32, mem), p(320 * 32, mem);
+        cl_[0].run(g.laplacian[0], x.data(), a.data(), false, ex);
+        cl_[1].run(g.laplacian[0], a.data(), b.data(), false, ex);
+        kernels::graph_maxpool4(b.data(), 1280, 32, p.data());
+        aligned_buffer c(320 * 64, mem), d(320 * 64, mem), q(80 * 64, mem), h(512, mem);
+        cl_[2].run(g.laplacian[2], p.data(), c.data(), false, ex);
+        cl_[3].run(g.laplacian[2], c.data(), d.data(), false, ex);
+        kernels::graph_maxpool4(d.data(), 320, 64, q.data());
         fc1_.run(q.data(), h.data(), false, ex);
-        depths.assign(num_joints - 1, 0.0f);
-        fc2_.run(h.data(), depths.data(), false, ex);
+        fc2_.run(h.data(), depths, false, ex);
     }
 
 private:

@@ -1,14 +1,19 @@
 // handgraph/tensor.hpp: aligned buffers and the feature-map layout used by every kernel.
 //
-// A FeatureMap holds one image's activations in HWC order (channels innermost), with
+// A feature_map holds one image's activations in HWC order (channels innermost), with
 // the channel count padded to a multiple of 16 (padding channels hold zeros) and a zero
 // border of `border` pixels on every side, so 3x3 kernels need no edge tests.
 // Depends on nothing but the standard library (and mmap/madvise on Linux).
 #pragma once
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
+#ifdef HANDGRAPH_BLOCK_LOG
+#include <cstdio>
+#endif
 #include <map>
 #include <memory>
 #include <new>
@@ -26,67 +31,241 @@ inline int round_up(int n, int m) { return (n + m - 1) / m * m; }
 
 namespace detail {
 
-// A per-thread cache of freed aligned blocks, keyed by byte size. A forward pass
-// allocates the same activation sizes every time; reusing blocks avoids a page fault
-// (and the kernel's page clearing) on every first touch, which costs more than the
-// convolutions on some virtual machines. Blocks beyond `capacity` bytes are freed.
-class block_cache {
+// Where an aligned_buffer's memory comes from and goes back to: a model's weight arena, a
+// context's block pool, or (no source) the C heap.
+class buffer_source {
 public:
-    static constexpr std::size_t capacity = std::size_t(256) << 20;
-    // This thread's cache. After the thread's cache has been destroyed (thread exit, or
-    // objects with static storage freed at program exit), a stand-in that keeps nothing.
-    static block_cache& local() {
-        static thread_local block_cache cache;
-        if (destroyed()) {
-            static thread_local block_cache passthrough(false);
-            return passthrough;
-        }
-        return cache;
-    }
-    void* take(std::size_t bytes) {
-        if (!keeps_) return nullptr;
-        auto it = blocks_.find(bytes);
-        if (it == blocks_.end()) return nullptr;
-        void* p = it->second;
-        blocks_.erase(it);
-        held_ -= bytes;
+    // `bytes` (a multiple of 64) of 64-byte aligned memory; `zeroed` says whether it is known
+    // to hold zeros.
+    virtual void* take(std::size_t bytes, bool& zeroed) = 0;
+    // Gives back what take() returned, with the same size.
+    virtual void give(void* p, std::size_t bytes) noexcept = 0;
+
+protected:
+    ~buffer_source() = default;
+};
+
+// Blocks of this size or more are mapped pages (returned to the system when freed); smaller
+// ones come from the C heap.
+constexpr std::size_t mapped_block_min = std::size_t(64) << 10;
+
+inline void* map_zeroed_pages(std::size_t bytes, std::size_t align = 64) {
+#if defined(__linux__)
+    if (align <= 4096) {
+        void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) throw std::bad_alloc();
         return p;
     }
-    void give(void* p, std::size_t bytes) {
-        if (!keeps_ || held_ + bytes > capacity) {
-            std::free(p);
-            return;
-        }
-        blocks_.emplace(bytes, p);
-        held_ += bytes;
-    }
-    explicit block_cache(bool keeps = true) : keeps_(keeps) {}
-    ~block_cache() {
-        for (auto& b : blocks_) std::free(b.second);
-        blocks_.clear();
-        held_ = 0;
-        if (keeps_) destroyed() = true;
+    // Over-map by `align` and trim, so the block starts on an `align` boundary.
+    void* q = ::mmap(nullptr, bytes + align, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (q == MAP_FAILED) throw std::bad_alloc();
+    const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(q);
+    const std::uintptr_t b = (a + align - 1) / align * align;
+    if (b > a) ::munmap(q, b - a);
+    if (a + align > b) ::munmap(reinterpret_cast<void*>(b + bytes), a + align - b);
+    return reinterpret_cast<void*>(b);
+#else
+    void* p = std::aligned_alloc(align, bytes);
+    if (!p) throw std::bad_alloc();
+    std::memset(p, 0, bytes);
+    return p;
+#endif
+}
+
+inline void unmap_pages(void* p, std::size_t bytes) noexcept {
+#if defined(__linux__)
+    ::munmap(p, bytes);
+#else
+    (void)bytes;
+    std::free(p);
+#endif
+}
+
+// The activation memory of one workspace of a context (context.hpp). Blocks are carved,
+// first fit, out of one region of address space reserved on first use (reserved_bytes, not
+// backed until touched) and coalesced when freed, so the memory a forward pass touches is
+// close to its peak of live activations (23 MiB for the network, first-fit 26 MiB, where
+// keeping freed blocks by exact size would hold 54 MiB: benchmarks/NOTES.md). Touched
+// memory stays for the next call (fresh pages cost page faults and the kernel's clearing,
+// more than the convolutions on some virtual machines) until release_cached() or the
+// destructor returns it to the system. Requests the region cannot hold get mapped pages of
+// their own. Buffers must not outlive their pool.
+class block_pool final : public buffer_source {
+public:
+    static constexpr std::size_t reserved_bytes = std::size_t(1) << 30;  // address space, per pool
+    static constexpr std::size_t commit_step = std::size_t(2) << 20;    // the region is made writable in steps of this
+
+    block_pool() = default;
+    block_pool(const block_pool&) = delete;
+    block_pool& operator=(const block_pool&) = delete;
+    ~block_pool() {
+        release_cached();
+        if (base_) unreserve(base_, reserved_bytes);
     }
 
-private:
-    static bool& destroyed() {
-        static thread_local bool flag = false;  // trivially destructible: valid until the thread ends
-        return flag;
+    void* take(std::size_t bytes, bool& zeroed) override {
+        void* p = carve(bytes, zeroed);
+        if (!p) {  // outside the region: mapped pages of its own
+            p = map_zeroed_pages(bytes);
+            zeroed = true;
+            ++outside_;
+            outside_bytes_ += bytes;
+        }
+        in_use_ += bytes;
+        if (held() > peak_) peak_ = held();
+#ifdef HANDGRAPH_BLOCK_LOG
+        std::fprintf(stderr, "T %zu %p\n", bytes, p);
+#endif
+        return p;
     }
-    bool keeps_ = true;
-    std::multimap<std::size_t, void*> blocks_;
-    std::size_t held_ = 0;
+    void give(void* p, std::size_t bytes) noexcept override {
+#ifdef HANDGRAPH_BLOCK_LOG
+        std::fprintf(stderr, "G %zu %p\n", bytes, p);
+#endif
+        in_use_ -= bytes;
+        auto* c = static_cast<unsigned char*>(p);
+        if (!base_ || c < base_ || c >= base_ + reserved_bytes) {
+            unmap_pages(p, bytes);
+            --outside_;
+            outside_bytes_ -= bytes;
+            return;
+        }
+        free_block(std::size_t(c - base_), bytes);
+    }
+    // Returns the touched memory of the region to the system (blocks in use stay).
+    void release_cached() noexcept {
+        if (!base_ || committed_ == 0) return;
+        if (in_use_ == 0 && outside_ == 0) {
+            decommit(0, committed_);
+            free_.clear();
+            top_ = committed_ = touched_ = 0;
+            return;
+        }
+        // Blocks are in use: keep the region up to the end of the last of them.
+        const std::size_t keep = (top_ + commit_step - 1) / commit_step * commit_step;
+        if (committed_ > keep) decommit(keep, committed_ - keep);
+        committed_ = keep;
+        if (touched_ > keep) touched_ = keep;
+    }
+    std::size_t bytes_in_use() const { return in_use_; }
+    // Memory held for reuse: the region touched so far less what is in use.
+    std::size_t bytes_cached() const { return held() - in_use_; }
+    // Most memory held at once (touched region, and blocks outside it) since construction.
+    std::size_t peak_bytes() const { return peak_; }
+
+private:
+    // Resident: the region's touched prefix, and the blocks outside it.
+    std::size_t held() const { return touched_ + outside_bytes_; }
+
+    // A block of `bytes` from the region, or null when it cannot hold one.
+    void* carve(std::size_t bytes, bool& zeroed) {
+        if (!base_) {
+            base_ = reserve(reserved_bytes);
+            if (!base_) return nullptr;
+        }
+        std::size_t off = std::size_t(-1);
+        for (auto it = free_.begin(); it != free_.end(); ++it)
+            if (it->second >= bytes) {  // first fit
+                off = it->first;
+                const std::size_t rest = it->second - bytes;
+                free_.erase(it);
+                if (rest) free_.emplace(off + bytes, rest);
+                break;
+            }
+        if (off == std::size_t(-1)) {
+            if (reserved_bytes - top_ < bytes) return nullptr;
+            off = top_;
+            top_ += bytes;
+            if (top_ > committed_) {
+                const std::size_t want = (top_ + commit_step - 1) / commit_step * commit_step;
+                if (!commit(committed_, want - committed_)) {
+                    top_ = off;
+                    return nullptr;
+                }
+                committed_ = want;
+            }
+        }
+        zeroed = off >= touched_;  // never handed out before: fresh zero pages
+        if (off + bytes > touched_) touched_ = off + bytes;
+        return base_ + off;
+    }
+    void free_block(std::size_t off, std::size_t bytes) noexcept {
+        try {
+            auto next = free_.lower_bound(off);
+            if (next != free_.begin()) {
+                auto prev = std::prev(next);
+                if (prev->first + prev->second == off) {  // merge with the block before
+                    off = prev->first;
+                    bytes += prev->second;
+                    free_.erase(prev);
+                }
+            }
+            if (next != free_.end() && off + bytes == next->first) {  // and the one after
+                bytes += next->second;
+                free_.erase(next);
+            }
+            if (off + bytes == top_) top_ = off;  // the end of the region's used part moves back
+            else free_.emplace(off, bytes);
+        } catch (...) {
+            // No memory for a list node: the block is lost to reuse until release_cached().
+        }
+    }
+
+    static unsigned char* reserve(std::size_t bytes) {
+#if defined(__linux__)
+        void* p = ::mmap(nullptr, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        return p == MAP_FAILED ? nullptr : static_cast<unsigned char*>(p);
+#else
+        (void)bytes;
+        return nullptr;  // elsewhere: every block mapped (allocated) on its own
+#endif
+    }
+    static void unreserve(void* p, std::size_t bytes) noexcept {
+#if defined(__linux__)
+        ::munmap(p, bytes);
+#else
+        (void)p;
+        (void)bytes;
+#endif
+    }
+    bool commit(std::size_t off, std::size_t bytes) {
+#if defined(__linux__)
+        return ::mprotect(base_ + off, bytes, PROT_READ | PROT_WRITE) == 0;
+#else
+        (void)off;
+        (void)bytes;
+        return false;
+#endif
+    }
+    void decommit(std::size_t off, std::size_t bytes) noexcept {
+#if defined(__linux__)
+        // Fresh zero pages on the next touch, and back to no access.
+        ::mmap(base_ + off, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+#else
+        (void)off;
+        (void)bytes;
+#endif
+    }
+
+    unsigned char* base_ = nullptr;
+    std::map<std::size_t, std::size_t> free_;  // offset -> bytes, below top_
+    std::size_t top_ = 0;        // end of the part of the region in use or on the free list
+    std::size_t committed_ = 0;  // writable prefix of the region
+    std::size_t touched_ = 0;    // prefix handed out at least once since the last release
+    std::size_t in_use_ = 0, peak_ = 0;
+    int outside_ = 0;               // blocks mapped outside the region (all in use)
+    std::size_t outside_bytes_ = 0;
 };
 
 // Memory for a model's prepared weights (~87 MB): chunks of 32 MiB, handed out front to
-// back and freed all together with the arena (so a destroyed model gives its memory back to
-// the system rather than to a thread's block cache). aligned_buffer allocations made on a
-// thread while an arena_scope is alive there come from that arena.
+// back and freed all together with the arena (a destroyed model gives its memory back to
+// the system). The networks' layers take their packed weights from it explicitly (the
+// `weights` source of layer_setup, kernels/dispatch.hpp).
 // Transparent huge pages (madvise) were measured and left out: on this project's VMs they
 // made a load 5x faster when the host still backed the memory (88 MB touched in 8 ms) and
 // 3x slower when it had taken it back (110-165 ms against 36-49 ms with 4 KiB pages), which
 // is the usual state for a process that loads a model once (benchmarks/NOTES.md).
-class weight_arena {
+class weight_arena final : public buffer_source {
 public:
     static constexpr std::size_t huge_page = std::size_t(2) << 20;  // chunk alignment
     static constexpr std::size_t chunk_bytes = std::size_t(32) << 20;
@@ -95,14 +274,13 @@ public:
     weight_arena(const weight_arena&) = delete;
     weight_arena& operator=(const weight_arena&) = delete;
     ~weight_arena() {
-        for (const auto& c : chunks_) unmap(c.first, c.second);
+        for (const auto& c : chunks_) unmap_pages(c.first, c.second);
     }
 
     // `bytes` (a multiple of 64) of zeroed memory, 64-byte aligned.
     void* allocate(std::size_t bytes) {
-        if (bytes > chunk_bytes / 4) {  // a big buffer gets chunks of its own
-            return map((bytes + huge_page - 1) / huge_page * huge_page);
-        }
+        used_total_ += bytes;
+        if (bytes > chunk_bytes / 4) return map((bytes + huge_page - 1) / huge_page * huge_page);  // a chunk of its own
         if (!cur_ || used_ + bytes > chunk_bytes) {
             cur_ = static_cast<unsigned char*>(map(chunk_bytes));
             used_ = 0;
@@ -111,76 +289,92 @@ public:
         used_ += bytes;
         return p;
     }
+    void* take(std::size_t bytes, bool& zeroed) override {
+        zeroed = true;
+        return allocate(bytes);
+    }
+    void give(void*, std::size_t) noexcept override {}  // freed with the arena
     // Bytes of address space reserved (resident memory is what was touched).
     std::size_t reserved() const {
         std::size_t n = 0;
         for (const auto& c : chunks_) n += c.second;
         return n;
     }
-
-    // The arena aligned_buffer allocations of this thread come from, or null.
-    static weight_arena*& current() {
-        static thread_local weight_arena* a = nullptr;
-        return a;
-    }
+    // Bytes handed out (the prepared weights).
+    std::size_t used() const { return used_total_; }
 
 private:
     void* map(std::size_t bytes) {
-        void* p = nullptr;
-#if defined(__linux__)
-        // Over-map by 2 MiB and trim, so the chunk starts on a 2 MiB boundary.
-        void* q = ::mmap(nullptr, bytes + huge_page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (q == MAP_FAILED) throw std::bad_alloc();
-        const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(q);
-        const std::uintptr_t b = (a + huge_page - 1) / huge_page * huge_page;
-        if (b > a) ::munmap(q, b - a);
-        ::munmap(reinterpret_cast<void*>(b + bytes), a + huge_page - b);  // b < a + 2 MiB: a tail is always left
-        p = reinterpret_cast<void*>(b);
-#else
-        p = std::aligned_alloc(huge_page, bytes);
-        if (!p) throw std::bad_alloc();
-        std::memset(p, 0, bytes);
-#endif
+        void* p = map_zeroed_pages(bytes, huge_page);
         chunks_.emplace_back(p, bytes);
         return p;
     }
-    static void unmap(void* p, std::size_t bytes) {
-#if defined(__linux__)
-        ::munmap(p, bytes);
-#else
-        (void)bytes;
-        std::free(p);
-#endif
-    }
     std::vector<std::pair<void*, std::size_t>> chunks_;
     unsigned char* cur_ = nullptr;
-    std::size_t used_ = 0;
+    std::size_t used_ = 0, used_total_ = 0;
 };
 
-// While alive, aligned_buffer allocations on this thread come from `arena` (nested scopes
-// restore the previous one).
-class arena_scope {
+// The scratch memory of one slot of a context (context.hpp; a slot is one thread taking
+// part in a call): the block pool of the activations (and of per-call buffers such as
+// Winograd's transformed weights), and one growable buffer of per-thread working space for
+// the kernels (Winograd's transformed tiles, the pre-activated rows of conv_direct_preact).
+// Kept between calls; freed by release_cached() and by the destructor.
+class workspace {
 public:
-    explicit arena_scope(weight_arena& arena) : prev_(weight_arena::current()) { weight_arena::current() = &arena; }
-    ~arena_scope() { weight_arena::current() = prev_; }
-    arena_scope(const arena_scope&) = delete;
-    arena_scope& operator=(const arena_scope&) = delete;
+    workspace() = default;
+    workspace(const workspace&) = delete;
+    workspace& operator=(const workspace&) = delete;
+    ~workspace() { release_cached(); }
+
+    block_pool blocks;
+
+    // At least `floats` floats, 64-byte aligned, contents unspecified; valid until the next
+    // scratch() call. Grows to the largest request and stays there.
+    float* scratch(std::size_t floats) {
+        const std::size_t bytes = (floats * sizeof(float) + 4095) / 4096 * 4096;
+        if (bytes > scratch_bytes_) {
+            release_scratch();
+            scratch_ = map_zeroed_pages(bytes);
+            scratch_bytes_ = bytes;
+        }
+        return static_cast<float*>(scratch_);
+    }
+    std::size_t scratch_bytes() const { return scratch_bytes_; }
+    // Memory held now: blocks in use and cached, and the scratch buffer.
+    std::size_t bytes_held() const { return blocks.bytes_in_use() + blocks.bytes_cached() + scratch_bytes_; }
+    void release_cached() noexcept {
+        blocks.release_cached();
+        release_scratch();
+    }
 
 private:
-    weight_arena* prev_;
+    void release_scratch() noexcept {
+        if (scratch_) unmap_pages(scratch_, scratch_bytes_);
+        scratch_ = nullptr;
+        scratch_bytes_ = 0;
+    }
+    void* scratch_ = nullptr;
+    std::size_t scratch_bytes_ = 0;
 };
+
+// Scratch of slot `slot` of a workspace table (workspace* const*, as kernels::exec holds it):
+// what the Arch-templated kernels call, through a pointer, for per-thread working space.
+inline float* slot_scratch(void* spaces, int slot, std::size_t floats) {
+    return static_cast<workspace* const*>(spaces)[slot]->scratch(floats);
+}
 
 }  // namespace detail
 
-// A 64-byte-aligned float array. Zero-initialised on allocation. Freed blocks go to a
-// per-thread cache and are reused by later allocations of the same size. Allocated inside
-// a detail::arena_scope, the memory belongs to that arena instead (freed with it; the
-// buffer must not outlive it).
+// A 64-byte-aligned float array, zero-initialised on allocation. Its memory comes from a
+// buffer_source given at construction (a context's block pool, a model's weight arena) and
+// goes back there, or from the C heap when none is given. The buffer must not outlive its
+// source.
 class aligned_buffer {
 public:
     aligned_buffer() = default;
-    explicit aligned_buffer(std::size_t n) { resize(n); }
-    aligned_buffer(aligned_buffer&& o) noexcept : data_(o.data_), size_(o.size_), bytes_(o.bytes_), arena_(o.arena_) {
+    explicit aligned_buffer(detail::buffer_source* source) : source_(source) {}
+    explicit aligned_buffer(std::size_t n, detail::buffer_source* source = nullptr) : source_(source) { resize(n); }
+    aligned_buffer(aligned_buffer&& o) noexcept : data_(o.data_), size_(o.size_), bytes_(o.bytes_), source_(o.source_) {
         o.data_ = nullptr;
         o.size_ = o.bytes_ = 0;
     }
@@ -190,7 +384,7 @@ public:
             data_ = o.data_;
             size_ = o.size_;
             bytes_ = o.bytes_;
-            arena_ = o.arena_;
+            source_ = o.source_;
             o.data_ = nullptr;
             o.size_ = o.bytes_ = 0;
         }
@@ -204,8 +398,7 @@ public:
         if (n == size_) return;
         release();
         if (n == 0) return;
-        allocate(n);
-        if (!arena_) std::memset(data_, 0, bytes_);  // arena memory is fresh, hence zero
+        if (!allocate(n)) std::memset(data_, 0, bytes_);
     }
     // Like resize, but the contents are unspecified (no zero fill): for buffers written in
     // full before they are read.
@@ -221,33 +414,36 @@ public:
     std::size_t size() const { return size_; }
     float& operator[](std::size_t i) { return data_[i]; }
     const float& operator[](std::size_t i) const { return data_[i]; }
+    detail::buffer_source* source() const { return source_; }
 
 private:
-    void allocate(std::size_t n) {
+    // Returns whether the memory is known to be zero.
+    bool allocate(std::size_t n) {
         const std::size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+        bool zeroed = false;
         void* p = nullptr;
-        if (detail::weight_arena* a = detail::weight_arena::current()) {
-            p = a->allocate(bytes);
-            arena_ = true;
+        if (source_) {
+            p = source_->take(bytes, zeroed);
         } else {
-            p = detail::block_cache::local().take(bytes);
-            if (!p) p = std::aligned_alloc(64, bytes);
+            p = std::aligned_alloc(64, bytes);
             if (!p) throw std::bad_alloc();
-            arena_ = false;
         }
         data_ = static_cast<float*>(p);
         size_ = n;
         bytes_ = bytes;
+        return zeroed;
     }
-    void release() {
-        if (data_ && !arena_) detail::block_cache::local().give(data_, bytes_);
+    void release() noexcept {
+        if (data_) {
+            if (source_) source_->give(data_, bytes_);
+            else std::free(data_);
+        }
         data_ = nullptr;
         size_ = bytes_ = 0;
-        arena_ = false;
     }
     float* data_ = nullptr;
     std::size_t size_ = 0, bytes_ = 0;
-    bool arena_ = false;
+    detail::buffer_source* source_ = nullptr;
 };
 
 // One image's activations: HWC, channels padded to a multiple of 16, zero border.
@@ -259,7 +455,10 @@ struct feature_map {
     aligned_buffer buf;
 
     feature_map() = default;
+    // Memory from `source` (see aligned_buffer); null: the C heap.
+    explicit feature_map(detail::buffer_source* source) : buf(source) {}
     feature_map(int h, int w, int c, int b = 0) { reset(h, w, c, b); }
+    feature_map(detail::buffer_source* source, int h, int w, int c, int b = 0) : buf(source) { reset(h, w, c, b); }
     // (Re)shape; contents become zero (border and padding channels included).
     void reset(int h, int w, int c, int b = 0) {
         height = h; width = w; channels = c; cpad = round_up(c, channel_block); border = b;

@@ -7,10 +7,12 @@
 // known dtypes, sane shapes, byte counts matching shapes, offsets inside the data and
 // non-overlapping, unique names. Every error names the file (and tensor). It never
 // reads out of bounds, whatever the bytes.
-// `weight_file` adds the handgraph format checks (metadata format and version) and
-// strict binding by name: a tensor is requested with its expected shape; missing,
-// wrong-dtype, wrong-shape and non-finite tensors are refused by name, and
-// `check_all_used` refuses tensors nobody asked for.
+// `weight_source` is what the networks bind their tensors from (model.hpp): a tensor is
+// requested by name with its expected shape. Two sources: `weight_file`, the handgraph
+// weight file, strictly (format checks on the metadata; missing, wrong-dtype, wrong-shape
+// and non-finite tensors refused by name; `check_all_used` refuses tensors nobody asked
+// for), and `random_weights`, deterministic random tensors of the asked shapes for demos,
+// benchmarks and tests without the released weights.
 // Depends on error.hpp, json.hpp.
 #pragma once
 #include <algorithm>
@@ -227,37 +229,67 @@ private:
     std::map<std::string, std::string> metadata_;
 };
 
-// The handgraph weight file: a safetensors file written by tools/convert_weights.py.
-class weight_file {
+namespace detail {
+
+// Allocator for the tensors a source hands out (staging for the networks' packing): arrays of
+// 64 KiB or more are mapped pages, returned to the system when freed, so a model load leaves
+// nothing behind in the C heap (whose allocator keeps freed memory of that size: 11 MB after
+// a load, benchmarks/NOTES.md).
+template <class T>
+struct page_allocator {
+    using value_type = T;
+    page_allocator() = default;
+    template <class U>
+    page_allocator(const page_allocator<U>&) noexcept {}
+    T* allocate(std::size_t n) {
+        if (n > std::size_t(-1) / sizeof(T)) throw std::bad_alloc();
+        const std::size_t bytes = n * sizeof(T);
+        if (bytes >= mapped_block_min) return static_cast<T*>(map_zeroed_pages(bytes));
+        return static_cast<T*>(::operator new(bytes));
+    }
+    void deallocate(T* p, std::size_t n) noexcept {
+        const std::size_t bytes = n * sizeof(T);
+        if (bytes >= mapped_block_min) unmap_pages(p, bytes);
+        else ::operator delete(p);
+    }
+    template <class U>
+    bool operator==(const page_allocator<U>&) const noexcept { return true; }
+    template <class U>
+    bool operator!=(const page_allocator<U>&) const noexcept { return false; }
+};
+
+}  // namespace detail
+
+// A float32 tensor's values as a weight_source hands them out.
+using float_values = std::vector<float, detail::page_allocator<float>>;
+
+// Where the networks' tensors come from. Every request names the tensor and its expected
+// shape; a source refuses what it cannot give with an error naming the tensor.
+class weight_source {
+public:
+    virtual ~weight_source() = default;
+    // Names the source in messages (a file path, or a description).
+    virtual const std::string& path() const = 0;
+    virtual std::string metadata(const std::string& key, const std::string& fallback = "") const = 0;
+    // A float32 tensor of exactly `shape`, every value finite.
+    virtual float_values f32(const std::string& name, const std::vector<std::int64_t>& shape) const = 0;
+    virtual std::vector<std::int32_t> i32(const std::string& name, const std::vector<std::int64_t>& shape) const = 0;
+    // The shape of a tensor whose size is data-dependent (the template mesh).
+    virtual std::vector<std::int64_t> shape_of(const std::string& name) const = 0;
+    // Marks a tensor as deliberately unused (present in the checkpoints, not in the forward pass).
+    virtual void ignore(const std::string& name) const = 0;
+    // Refuses tensors that no layer asked for (a file of another model, a stray key).
+    virtual void check_all_used() const = 0;
+};
+
+// The handgraph weight file: a safetensors file written by tools/convert_weights.py, bound
+// strictly.
+class weight_file final : public weight_source {
 public:
     static constexpr const char* format_name = "handgraph-weights";
     static constexpr int format_version = 1;
 
     static weight_file read(const std::string& path) { return weight_file(safetensors_file::read(path)); }
-
-    // A deterministic random-weight model of the real shapes (demos and benchmarks that
-    // run without the released weights). Tensors are made when a layer asks for them,
-    // from the seed and the tensor's name: conv/linear weights uniform with variance
-    // 1/fan_in, biases and BN shifts small, BN scales near 1, running variances in
-    // [0.5, 1.5]. The template mesh is given (vertices n x 3, raw faces m x 3).
-    static weight_file random(std::uint64_t seed, const std::vector<float>& vertices, const std::vector<std::int32_t>& faces) {
-        std::string header = "{\"__metadata__\":{\"format\":\"" + std::string(format_name) + "\",\"format_version\":\"" +
-                             std::to_string(format_version) + "\",\"source\":\"random seed " + std::to_string(seed) + "\"}";
-        std::size_t vb = vertices.size() * 4, fb = faces.size() * 4;
-        header += ",\"template.vertices\":{\"dtype\":\"F32\",\"shape\":[" + std::to_string(vertices.size() / 3) + ",3],\"data_offsets\":[0," + std::to_string(vb) + "]}";
-        header += ",\"template.faces\":{\"dtype\":\"I32\",\"shape\":[" + std::to_string(faces.size() / 3) + ",3],\"data_offsets\":[" + std::to_string(vb) + "," + std::to_string(vb + fb) + "]}}";
-        while ((8 + header.size()) % 64) header += ' ';
-        std::vector<unsigned char> bytes(8 + header.size() + vb + fb);
-        for (int i = 0; i < 8; ++i) bytes[std::size_t(i)] = static_cast<unsigned char>(std::uint64_t(header.size()) >> (8 * i));
-        std::memcpy(bytes.data() + 8, header.data(), header.size());
-        if (vb) std::memcpy(bytes.data() + 8 + header.size(), vertices.data(), vb);
-        if (fb) std::memcpy(bytes.data() + 8 + header.size() + vb, faces.data(), fb);
-        weight_file w(safetensors_file::from_bytes(std::move(bytes), "<random weights, seed " + std::to_string(seed) + ">"));
-        w.random_ = true;
-        w.seed_ = seed;
-        return w;
-    }
-    bool is_random() const { return random_; }
 
     explicit weight_file(safetensors_file file) : file_(std::move(file)) {
         const auto& md = file_.metadata();
@@ -274,17 +306,15 @@ public:
     }
 
     const safetensors_file& file() const { return file_; }
-    const std::string& path() const { return file_.path(); }
-    std::string metadata(const std::string& key, const std::string& fallback = "") const {
+    const std::string& path() const override { return file_.path(); }
+    std::string metadata(const std::string& key, const std::string& fallback = "") const override {
         auto it = file_.metadata().find(key);
         return it == file_.metadata().end() ? fallback : it->second;
     }
 
-    // A float32 tensor of exactly `shape`; every value must be finite.
-    std::vector<float> f32(const std::string& name, const std::vector<std::int64_t>& shape) const {
-        if (random_ && !file_.find(name)) return generate(name, shape);
+    float_values f32(const std::string& name, const std::vector<std::int64_t>& shape) const override {
         const tensor_info& t = require(name, dtype::f32, shape);
-        std::vector<float> v(t.numel());
+        float_values v(t.numel());
         file_.read_into(t, v.data());
         // All exponent bits set: NaN or Inf. A branch-free pass in blocks of 64 (a fixed trip
         // count, which compilers vectorise at -O2 too; the weights are 87 MB), then the index
@@ -307,24 +337,19 @@ public:
                     throw error(path() + ": tensor \"" + name + "\" holds a non-finite value (NaN or Inf) at flat index " + std::to_string(i));
         return v;
     }
-    std::vector<std::int32_t> i32(const std::string& name, const std::vector<std::int64_t>& shape) const {
+    std::vector<std::int32_t> i32(const std::string& name, const std::vector<std::int64_t>& shape) const override {
         require(name, dtype::i32, shape);
         return file_.values<std::int32_t>(name);
     }
-    // Shape of a tensor (for tensors whose size is data-dependent, e.g. the template).
+    std::vector<std::int64_t> shape_of(const std::string& name) const override { return info(name).shape; }
     const tensor_info& info(const std::string& name) const {
         const tensor_info* t = file_.find(name);
         if (!t) throw error(path() + ": tensor \"" + name + "\" is missing");
         used_.insert(name);
         return *t;
     }
-    // Mark a tensor as deliberately unused (present in checkpoints, not in the forward pass).
-    void ignore(const std::string& name) const {
-        if (random_ && !file_.find(name)) return;
-        info(name);
-    }
-    // Refuse tensors that no layer asked for (a file of another model, a stray key).
-    void check_all_used() const {
+    void ignore(const std::string& name) const override { info(name); }
+    void check_all_used() const override {
         std::string extra;
         int count = 0;
         for (auto& t : file_.tensors())
@@ -344,7 +369,33 @@ private:
             throw error(path() + ": tensor \"" + name + "\" has shape " + shape_string(t.shape) + ", expected " + shape_string(shape));
         return t;
     }
-    std::vector<float> generate(const std::string& name, const std::vector<std::int64_t>& shape) const {
+
+    safetensors_file file_;
+    mutable std::set<std::string> used_;
+};
+
+// A deterministic random-weight model of the real shapes (demos, benchmarks and tests that
+// run without the released weights; the cost of a forward pass is the real one). A tensor
+// is made when a layer asks for it, from the seed and the tensor's name: conv/linear
+// weights uniform with variance 1/fan_in, biases and BN shifts small, BN scales near 1,
+// running variances in [0.5, 1.5]. The template mesh is given (vertices n x 3, raw faces
+// m x 3); it is the only tensor with a stored value.
+class random_weights final : public weight_source {
+public:
+    random_weights(std::uint64_t seed, std::vector<float> vertices, std::vector<std::int32_t> faces)
+        : seed_(seed), vertices_(std::move(vertices)), faces_(std::move(faces)), path_("<random weights, seed " + std::to_string(seed) + ">") {
+        if (vertices_.size() % 3 || faces_.size() % 3) throw error(path_ + ": template vertices and faces must be n x 3");
+    }
+    const std::string& path() const override { return path_; }
+    std::string metadata(const std::string& key, const std::string& fallback = "") const override {
+        if (key == "source") return "random seed " + std::to_string(seed_);
+        return fallback;
+    }
+    float_values f32(const std::string& name, const std::vector<std::int64_t>& shape) const override {
+        if (name == "template.vertices") {
+            check_shape(name, shape, shape_of(name));
+            return float_values(vertices_.begin(), vertices_.end());
+        }
         std::uint64_t h = 1469598103934665603ull ^ seed_;  // FNV-1a of the name, mixed with the seed
         for (char c : name) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
         auto next = [&h]() {  // splitmix64 -> uniform in [0, 1)
@@ -356,6 +407,7 @@ private:
         };
         std::size_t n = 1, fan_in = 1;
         for (std::size_t i = 0; i < shape.size(); ++i) {
+            if (shape[i] < 0) throw error(path_ + ": tensor \"" + name + "\" asked with a negative dimension");
             n *= std::size_t(shape[i]);
             if (i > 0) fan_in *= std::size_t(shape[i]);
         }
@@ -363,7 +415,7 @@ private:
             std::string s(suffix);
             return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
         };
-        std::vector<float> v(n);
+        float_values v(n);
         for (auto& x : v) {
             double u = next();
             if (ends(".running_var")) x = float(0.5 + u);
@@ -371,14 +423,29 @@ private:
             else if (shape.size() == 1) x = float(0.8 + 0.4 * u);                  // BN scale
             else x = float((2 * u - 1) * std::sqrt(3.0 / double(fan_in)));        // conv / linear weight
         }
-        used_.insert(name);
         return v;
     }
+    std::vector<std::int32_t> i32(const std::string& name, const std::vector<std::int64_t>& shape) const override {
+        if (name != "template.faces") throw error(path_ + ": no int32 tensor \"" + name + "\"");
+        check_shape(name, shape, shape_of(name));
+        return faces_;
+    }
+    std::vector<std::int64_t> shape_of(const std::string& name) const override {
+        if (name == "template.vertices") return {std::int64_t(vertices_.size() / 3), 3};
+        if (name == "template.faces") return {std::int64_t(faces_.size() / 3), 3};
+        throw error(path_ + ": tensor \"" + name + "\" has no stored shape (random tensors are made at the size asked)");
+    }
+    void ignore(const std::string&) const override {}
+    void check_all_used() const override {}
 
-    safetensors_file file_;
-    mutable std::set<std::string> used_;
-    bool random_ = false;
-    std::uint64_t seed_ = 0;
+private:
+    void check_shape(const std::string& name, const std::vector<std::int64_t>& want, const std::vector<std::int64_t>& have) const {
+        if (want != have) throw error(path_ + ": tensor \"" + name + "\" has shape " + shape_string(have) + ", expected " + shape_string(want));
+    }
+    std::uint64_t seed_;
+    std::vector<float> vertices_;
+    std::vector<std::int32_t> faces_;
+    std::string path_;
 };
 
 }  // namespace handgraph

@@ -32,7 +32,10 @@ void exercise(const handgraph::safetensors_file& file) {
     const auto* vi = file.find("template.vertices");
     const auto* fi = file.find("template.faces");
     if (vi && fi && vi->shape.size() == 2 && fi->shape.size() == 2 && vi->shape[1] == 3 && fi->shape[1] == 3) {
-        (void)handgraph::make_template_mesh(w.f32("template.vertices", vi->shape), w.i32("template.faces", fi->shape));
+        {
+            const handgraph::float_values v = w.f32("template.vertices", vi->shape);
+            (void)handgraph::make_template_mesh(std::vector<float>(v.begin(), v.end()), w.i32("template.faces", fi->shape));
+        }
     }
     w.check_all_used();
 }
@@ -46,7 +49,7 @@ struct scratch_file {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    // In memory (from_bytes), as weight_file::random and the tests use it.
+    // In memory (from_bytes), as the tests use it.
     try {
         exercise(handgraph::safetensors_file::from_bytes(std::vector<unsigned char>(data, data + size), "fuzz"));
     } catch (const handgraph::error&) {

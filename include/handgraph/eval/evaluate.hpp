@@ -3,12 +3,14 @@
 //
 //   handgraph::real_world_testset ds("data/real_world_testset");
 //   auto model = handgraph::model::load("weights/stb.safetensors");
-//   handgraph::evaluation_options o;  o.limit = 20;  o.threads = 2;
-//   handgraph::evaluation_run run = handgraph::run_evaluation(ds, model, o);
+//   handgraph::context ctx(2);
+//   handgraph::evaluation_options o;  o.limit = 20;
+//   handgraph::evaluation_run run = handgraph::run_evaluation(ds, model, ctx, o);
 //   handgraph::pose_metrics m = handgraph::evaluate_run(run);
 //
 // - run_evaluation: frames 0..N-1 in order, in chunks of `batch` crops through
-//   model::estimate_batch; the estimates do not depend on threads or batch. With a
+//   model::estimate_batch with the caller's context (whose threads also read the chunk's
+//   images side by side); the estimates do not depend on threads or batch. With a
 //   checkpoint path, the estimates done so far are written there (atomically) after every
 //   chunk, and `resume` continues from it: a run killed at any point and resumed gives
 //   the same estimates as one that was never interrupted.
@@ -20,7 +22,7 @@
 // The pictures come from eval/font.hpp, eval/pck_image.hpp, eval/mesh_render.hpp and
 // eval/render.hpp; the checkpoint format and run fingerprint from eval/checkpoint.hpp.
 //
-// Depends on pipeline.hpp, io.hpp, json.hpp, mat.hpp, image.hpp, eval/datasets.hpp,
+// Depends on handgraph.hpp, context.hpp (the context's worker pool), io.hpp, json.hpp, mat.hpp, image.hpp, eval/datasets.hpp,
 // eval/metrics.hpp, eval/checkpoint.hpp and the picture headers above.
 #pragma once
 #include <algorithm>
@@ -42,7 +44,8 @@
 #include "../io.hpp"
 #include "../json.hpp"
 #include "../mat.hpp"
-#include "../pipeline.hpp"
+#include "../context.hpp"
+#include "../handgraph.hpp"
 #include "checkpoint.hpp"
 #include "datasets.hpp"
 #include "font.hpp"
@@ -58,8 +61,7 @@ namespace handgraph {
 
 struct evaluation_options {
     std::size_t limit = 0;  // first `limit` frames; 0: all
-    int threads = 1;
-    int batch = 0;          // crops per estimate_batch call; 0: 2 * threads
+    int batch = 0;          // crops per estimate_batch call; 0: 2 x the context's threads
     std::size_t vis = 0;    // keep the mesh of the first `vis` frames (for the overlays)
     // Checkpoint file (empty: none), written after every chunk; with resume, a checkpoint
     // found there is continued. `fingerprint` identifies the run (evaluation_fingerprint):
@@ -98,14 +100,18 @@ inline pose21 estimated_pose(const frame_estimate& e) {
     return p;
 }
 
-// Runs the model over frames 0..N-1 of ds (see the top of this file).
-inline evaluation_run run_evaluation(const dataset& ds, const model& m, const evaluation_options& o) {
+inline std::string ds_unknown_error(const dataset& ds, std::size_t frame) {
+    return ds.name() + ", frame " + std::to_string(frame) + ": unknown error while reading it";
+}
+
+// Runs the model over frames 0..N-1 of ds with the context's threads (see the top of this file).
+inline evaluation_run run_evaluation(const dataset& ds, const model& m, context& ctx, const evaluation_options& o) {
     evaluation_run run;
     run.dataset = ds.name();
     run.frames_in_dataset = ds.size();
     const std::size_t n = evaluation_frames(ds, o.limit);
     if (n == 0) throw error(ds.name() + ": no frames to evaluate");
-    run.threads = std::max(1, o.threads);
+    run.threads = ctx.threads();
     run.batch = o.batch > 0 ? o.batch : 2 * run.threads;
     const std::size_t vis = std::min(o.vis, n);
     for (std::size_t i = 0; i < n; ++i) run.frames.push_back(ds.load(i, false));
@@ -131,46 +137,56 @@ inline evaluation_run run_evaluation(const dataset& ds, const model& m, const ev
     run.estimates = ck.done;
     if (o.progress) o.progress(run.estimates.size(), n);
 
-    estimate_options eo;
-    eo.threads = run.threads;
     using clock = std::chrono::steady_clock;
     auto t0 = clock::now();
     for (std::size_t start = run.estimates.size(); start < n; start += std::size_t(run.batch)) {
         const std::size_t end = std::min(n, start + std::size_t(run.batch));
-        std::vector<sample> chunk(end - start);
-        std::vector<std::string> errors(chunk.size());
-        const int nchunk = int(chunk.size());
-#pragma omp parallel for num_threads(run.threads) schedule(dynamic, 1)
-        for (int i = 0; i < nchunk; ++i) {
-            try {
-                chunk[std::size_t(i)] = ds.load(start + std::size_t(i), true);
-            } catch (const std::exception& e) {
-                errors[std::size_t(i)] = e.what();
-            }
-        }
-        for (const auto& e : errors)
+        // The chunk's images, read side by side on the context's threads (a frame's image is
+        // decoded and cropped by one thread; which thread does not change the pixels).
+        struct load_job {
+            const dataset* ds;
+            std::size_t start;
+            std::vector<sample> chunk;
+            std::vector<std::string> errors;
+        } job{&ds, start, std::vector<sample>(end - start), std::vector<std::string>(end - start)};
+        ctx.state().pool().run(ctx.threads(), int(end - start),
+                               [](void* c, int i, int) {
+                                   load_job& j = *static_cast<load_job*>(c);
+                                   try {
+                                       j.chunk[std::size_t(i)] = j.ds->load(j.start + std::size_t(i), true);
+                                   } catch (const std::exception& e) {
+                                       j.errors[std::size_t(i)] = e.what();
+                                   } catch (...) {
+                                       j.errors[std::size_t(i)] = ds_unknown_error(*j.ds, j.start + std::size_t(i));
+                                   }
+                               },
+                               &job);
+        for (const auto& e : job.errors)
             if (!e.empty()) throw error(e);
-        std::vector<const unsigned char*> crops;
+        const std::vector<sample>& chunk = job.chunk;
+        std::vector<image_view> crops;
         std::vector<crop_params> params;
         for (std::size_t i = 0; i < chunk.size(); ++i) {
             const sample& s = chunk[i];
-            if (s.crop.width != input_size || s.crop.height != input_size)
+            if (s.crop.width != crop_size || s.crop.height != crop_size)
                 throw error(ds.name() + ", frame " + std::to_string(start + i) + " (" + s.image_id + "): crop is not 256x256");
-            crops.push_back(s.crop.pixels.data());
+            crops.emplace_back(s.crop.pixels.data(), s.crop.width, s.crop.height, pixel_format::bgr);
             params.push_back(crop_params_of(s));
         }
         std::vector<hand_estimate> est;
         try {
-            est = m.estimate_batch(crops, params, eo);
+            est = m.estimate_batch(ctx, crops, params);
         } catch (const std::exception& e) {
             throw error(ds.name() + ", frames " + std::to_string(start) + ".." + std::to_string(end - 1) + ": " + e.what());
         }
         for (std::size_t i = 0; i < est.size(); ++i) {
             frame_estimate f;
-            if (est[i].pose_xyz.size() != f.pose_xyz.size()) throw error("run_evaluation: pipeline returned a pose of the wrong size");
-            std::copy(est[i].pose_xyz.begin(), est[i].pose_xyz.end(), f.pose_xyz.begin());
-            std::copy(est[i].uv.begin(), est[i].uv.end(), f.uv.begin());
-            if (start + i < vis) f.mesh_xyz = est[i].mesh_xyz;
+            for (std::size_t j = 0; j < pose_joint_count; ++j) {
+                for (std::size_t k = 0; k < 3; ++k) f.pose_xyz[j * 3 + k] = est[i].pose_cm[j][k];
+                for (std::size_t k = 0; k < 2; ++k) f.uv[j * 2 + k] = est[i].uv_px[j][k];
+            }
+            if (start + i < vis)
+                for (const point3f& v : est[i].mesh_cm) f.mesh_xyz.insert(f.mesh_xyz.end(), v.begin(), v.end());
             run.estimates.push_back(std::move(f));
         }
         if (!o.checkpoint.empty()) {
@@ -301,25 +317,25 @@ inline std::vector<mat_array> pose_estimation_variables(const evaluation_run& ru
 // The overlay of one frame: left the crop with the ground-truth skeleton (thin, grey)
 // and the estimated 2D joints; right the crop with the estimated mesh, shaded. 512 x 256.
 inline image overlay_image(const sample& s, const frame_estimate& e, const std::vector<std::int32_t>& faces) {
-    if (s.crop.width != input_size || s.crop.height != input_size) throw error("overlay_image: frame " + s.image_id + " has no 256x256 crop");
+    if (s.crop.width != crop_size || s.crop.height != crop_size) throw error("overlay_image: frame " + s.image_id + " has no 256x256 crop");
     image left = s.crop, right = s.crop;
-    uv21 gt = project_to_crop(s.gt_pose_cm, s.cam, s.bbox, input_size);
+    uv21 gt = project_to_crop(s.gt_pose_cm, s.cam, s.bbox, crop_size);
     for (const auto& bone : hand_bones())
         draw_line(left, gt[bone[0]][0], gt[bone[0]][1], gt[bone[1]][0], gt[bone[1]][1], bgr{200, 200, 200}, 1);
     uv21 uv{};
     for (std::size_t j = 0; j < pose_joint_count; ++j) uv[j] = {double(e.uv[2 * j]), double(e.uv[2 * j + 1])};
     draw_skeleton(left, uv, 2);
     render_mesh(right, e.mesh_xyz, faces, s.cam, s.bbox);
-    image out(2 * input_size, input_size);
-    for (int y = 0; y < input_size; ++y) {
-        std::memcpy(out.row(y), left.row(y), std::size_t(input_size) * 3);
-        std::memcpy(out.row(y) + std::size_t(input_size) * 3, right.row(y), std::size_t(input_size) * 3);
+    image out(2 * crop_size, crop_size);
+    for (int y = 0; y < crop_size; ++y) {
+        std::memcpy(out.row(y), left.row(y), std::size_t(crop_size) * 3);
+        std::memcpy(out.row(y) + std::size_t(crop_size) * 3, right.row(y), std::size_t(crop_size) * 3);
     }
-    for (int y = 0; y < input_size; ++y) detail::put_pixel(out, input_size, y, bgr{255, 255, 255});
+    for (int y = 0; y < crop_size; ++y) detail::put_pixel(out, crop_size, y, bgr{255, 255, 255});
     draw_text(out, 5, 5, "2D joints (grey: truth)", bgr{0, 0, 0});
     draw_text(out, 4, 4, "2D joints (grey: truth)", bgr{255, 255, 255});
-    draw_text(out, input_size + 5, 5, "mesh", bgr{0, 0, 0});
-    draw_text(out, input_size + 4, 4, "mesh", bgr{255, 255, 255});
+    draw_text(out, crop_size + 5, 5, "mesh", bgr{0, 0, 0});
+    draw_text(out, crop_size + 4, 4, "mesh", bgr{255, 255, 255});
     return out;
 }
 

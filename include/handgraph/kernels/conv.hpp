@@ -7,16 +7,19 @@
 // accumulating over taps and the *logical* input channels (so a 3-channel image costs 3, not
 // 16, multiply-adds per tap), input scalars broadcast, bias/relu/residual fused in the store.
 // Weights are packed per 16 output channels as [cout/16][ky][kx][cin][16].
-// 3x3 stride-1 pad-1 layers run Winograd F(4x4, 3x3) (winograd.hpp; 3-4x faster, max
-// relative error about 3e-6 in the tests), every other layer the direct kernel;
-// exec::exact runs the direct kernel everywhere.
+// Each layer runs the algorithm it was prepared with (conv_algorithm): the direct kernel,
+// or Winograd F(4x4, 3x3) for 3x3 stride-1 pad-1 layers (winograd.hpp). Which layers get
+// Winograd is decided in one place, model.hpp's conv_algorithm_for; exec::exact runs the
+// direct kernel everywhere.
 // AVX-512 on a Zen 4 core (117 GFLOP/s peak): direct 105-116 GFLOP/s on the network's 1x1
 // and 3x3 shapes, Winograd 300-400 effective GFLOP/s (benchmarks/kernel_bench).
 // Depends on tensor.hpp, dispatch.hpp, conv_tile.hpp, winograd.hpp (3x3 stride-1 layers).
 #pragma once
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "../error.hpp"
 #include "../tensor.hpp"
@@ -44,8 +47,14 @@ struct conv_args {
     const float* bias;    // [cout16 * 16]
     int cout16;
     bool relu;
-    int threads;
-    parallel_runner par = nullptr;  // null: serial
+    loop_runner loop;  // serial by default
+    // conv_direct_preact only (1x1 stride-1 layers): the input's pre-activation
+    // max(0, in * pre_scale + pre_shift) per channel ([in_cpad], zero in the padding), and the
+    // per-slot scratch its rows go through (in.width * in_cpad floats).
+    const float* pre_scale = nullptr;
+    const float* pre_shift = nullptr;
+    float* (*scratch)(void* spaces, int slot, std::size_t floats) = nullptr;
+    void* spaces = nullptr;
 };
 
 // Output row `oy`, output blocks [g, g + NB).
@@ -83,24 +92,50 @@ struct conv_direct_blocks<Arch, 0> {
     static void run(int, const conv_args&, int, int) {}
 };
 
-struct conv_direct_fn {
-    template <class Arch>
-    void operator()(Arch, const conv_args& a) const;
-};
+// A 1x1 stride-1 layer whose input first goes through a pre-activation (BatchNorm folded to
+// a per-channel affine, then ReLU): each item is one output row, whose input row is
+// transformed into the slot's scratch (L2-sized) and convolved for every output group. The
+// transformed map is never stored whole (residual.run's `a`: 4 MB at 64x64x256, the largest
+// map at the network's memory peak), and the arithmetic is scale_shift_relu's, so results
+// equal the two-step form bit for bit.
+template <class Arch>
+void conv_direct_preact(const conv_args& a) {
+    using B = xsimd::batch<float, Arch>;
+    constexpr int L = int(B::size);
+    constexpr int NB = conv_tile_shape<Arch>::blocks;
+    const int ngroups = (a.cout16 + NB - 1) / NB;
+    const std::size_t row_floats = std::size_t(a.out_w) * std::size_t(a.in_cpad);
+    parallel_for(a.loop, true, a.out_h, 1, [&](int oy, int slot) {
+        float* row = a.scratch(a.spaces, slot, row_floats);
+        const float* src = a.in + std::ptrdiff_t(oy) * a.in_row;
+        const B zero(0.0f);
+        for (std::size_t i = 0; i < row_floats; i += std::size_t(a.in_cpad))
+            for (int c = 0; c < a.in_cpad; c += L) {
+                B v = xsimd::fma(B::load_aligned(src + i + c), B::load_aligned(a.pre_scale + c), B::load_aligned(a.pre_shift + c));
+                xsimd::max(v, zero).store_aligned(row + i + c);
+            }
+        conv_args r = a;
+        r.in = row;
+        r.out = a.out + std::ptrdiff_t(oy) * a.out_row;
+        r.res = a.res ? a.res + std::ptrdiff_t(oy) * a.res_row : nullptr;
+        for (int gi = 0; gi < ngroups; ++gi) {
+            const int g = gi * NB, nb = a.cout16 - g < NB ? a.cout16 - g : NB;
+            conv_direct_blocks<Arch, NB>::run(nb, r, 0, g);
+        }
+    });
+}
 
 template <class Arch>
-void conv_direct_fn::operator()(Arch, const conv_args& a) const {
+void conv_direct(const conv_args& a) {
     constexpr int NB = conv_tile_shape<Arch>::blocks;
     const int ngroups = (a.cout16 + NB - 1) / NB;
     const int items = a.out_h * ngroups;
-    parallel_for(a.par, a.threads, true, items, 1, [&](int it, int) {
+    parallel_for(a.loop, true, items, 1, [&](int it, int) {
         int oy = it / ngroups, g = (it % ngroups) * NB;
         int nb = a.cout16 - g < NB ? a.cout16 - g : NB;
         conv_direct_blocks<Arch, NB>::run(nb, a, oy, g);
     });
 }
-
-HANDGRAPH_KERNEL_DECLARE(conv_direct_fn, conv_args)
 
 inline void check_map(const feature_map& m, const char* what) {
     std::size_t n = std::size_t(m.height + 2 * m.border) * std::size_t(m.width + 2 * m.border) * std::size_t(m.cpad);
@@ -117,26 +152,37 @@ inline std::string shape_str(const feature_map& m) {
 
 }  // namespace detail
 
+// How a convolution layer computes: the direct kernel, or Winograd F(4x4, 3x3) (3x3 stride-1
+// pad-1 layers only). model.hpp's conv_algorithm_for chooses per layer.
+enum class conv_algorithm { direct, winograd_f4x4 };
+
 // A convolution layer with its weights packed for the kernels. Move-only.
 class conv2d {
 public:
     // weight OIHW [cout][cin][kernel][kernel], bias [cout] (may be null: zero); optional
     // per-output-channel affine applied after the convolution (folded BatchNorm):
     // y = (conv(x) + bias) * scale + shift (scale and shift may each be null).
-    // `winograd`: also prepare Winograd F(4x4,3x3) weights (3x3 stride-1 pad-1 layers only;
-    // 4x the memory of the direct weights), which run() then uses.
+    // `algorithm`: how run() computes (winograd_f4x4 only for 3x3 stride-1 pad-1 layers).
+    // `setup`: the instruction set (chosen here, once) and where the packed weights live.
     static conv2d prepare(const float* weight, const float* bias, int cout, int cin, int kernel, int stride, int pad,
-                          const float* scale = nullptr, const float* shift = nullptr, bool winograd = true) {
+                          const float* scale, const float* shift, conv_algorithm algorithm, const layer_setup& setup = {}) {
         if (!weight) throw error("conv2d::prepare: no weights");
         if (cout <= 0 || cin <= 0 || kernel <= 0 || stride <= 0 || pad < 0)
             throw error("conv2d::prepare: bad shape cout " + std::to_string(cout) + " cin " + std::to_string(cin) +
                         " kernel " + std::to_string(kernel) + " stride " + std::to_string(stride) + " pad " +
                         std::to_string(pad));
+        if (algorithm == conv_algorithm::winograd_f4x4 && !(kernel == 3 && stride == 1 && pad == 1))
+            throw error("conv2d::prepare: Winograd F(4x4,3x3) needs a 3x3 stride-1 pad-1 layer (kernel " + std::to_string(kernel) +
+                        ", stride " + std::to_string(stride) + ", pad " + std::to_string(pad) + ")");
         conv2d c;
         c.cout_ = cout; c.cin_ = cin; c.k_ = kernel; c.stride_ = stride; c.pad_ = pad;
         c.cout16_ = round_up(cout, channel_block) / channel_block;
+        c.kernels_ = &setup.table();
+        c.algorithm_ = algorithm;
         const std::size_t kk = std::size_t(kernel) * kernel;
         const std::size_t gs = kk * cin * 16;
+        c.weight_ = aligned_buffer(setup.weights);
+        c.bias_ = aligned_buffer(setup.weights);
         c.weight_.resize_uninitialized(c.cout16_ * gs);  // every value written below
         c.bias_.resize(std::size_t(c.cout16_) * 16);
         for (int co = 0; co < cout; ++co) {
@@ -160,27 +206,64 @@ public:
                     for (int l = n; l < 16; ++l) dst[l] = 0.0f;
                 }
         }
-        if (winograd && kernel == 3 && stride == 1 && pad == 1) c.wino_ = winograd_f4x4_3x3::prepare(cout, cin);
+        if (kernel == 3 && stride == 1 && pad == 1) c.wino_ = winograd_f4x4_3x3::prepare(cout, cin);
         return c;
     }
 
-    // out = [relu](conv(in) + bias') [+ residual], relu before the residual add. Winograd
-    // where prepare() made it (3x3 stride 1 pad 1) unless ex.exact, else the direct kernel. `out` must be
-    // shaped by the caller (any border; only its interior is written); `in` needs a border of
-    // at least `pad`; `residual` (optional) has out's shape and may be `out` itself.
+    // out = [relu](conv(in) + bias') [+ residual], relu before the residual add, with the
+    // algorithm of prepare() (the direct kernel when ex.exact). `out` must be shaped by the
+    // caller (any border; only its interior is written); `in` needs a border of at least
+    // `pad`; `residual` (optional) has out's shape and may be `out` itself.
     void run(const feature_map& in, feature_map& out, bool relu, const feature_map* residual, const exec& ex) const {
-        check(in, out, residual);
-        if (!ex.exact && wino_.ready() && wino_.worth_it(out.height, out.width)) {
-            wino_.run(weight_.data(), bias_.data(), in, out, relu, residual, ex);
-            return;
-        }
-        run_direct(in, out, relu, residual, ex);
+        if (algorithm_ == conv_algorithm::winograd_f4x4 && !ex.exact) run_winograd(in, out, relu, residual, ex);
+        else run_direct(in, out, relu, residual, ex);
     }
 
     // The direct kernel, whatever prepare chose (tests and benchmarks compare the methods).
     void run_direct(const feature_map& in, feature_map& out, bool relu, const feature_map* residual,
                     const exec& ex) const {
         check(in, out, residual);
+        detail::conv_args a = args(in, out, relu, residual, ex);
+        kernels_->conv_direct(a);
+    }
+
+    // out = [relu](conv(max(0, in * pre_scale + pre_shift)) + bias') [+ residual] for a 1x1
+    // stride-1 pad-0 layer, the pre-activation applied row by row on the fly
+    // (conv_direct_preact). pre_scale and pre_shift hold in.cpad floats, 64-byte aligned,
+    // zero in the padding channels.
+    void run_preact(const feature_map& in, const float* pre_scale, const float* pre_shift, feature_map& out, bool relu,
+                    const feature_map* residual, const exec& ex) const {
+        if (k_ != 1 || stride_ != 1 || pad_ != 0) throw error("conv2d::run_preact: not a 1x1 stride-1 pad-0 layer");
+        if (!pre_scale || !pre_shift) throw error("conv2d::run_preact: no pre-activation scale or shift");
+        check(in, out, residual);
+        detail::conv_args a = args(in, out, relu, residual, ex);
+        a.pre_scale = pre_scale;
+        a.pre_shift = pre_shift;
+        const detail::call_spaces spaces(ex);  // scratch rows: the context's slots (or this call's)
+        a.scratch = &handgraph::detail::slot_scratch;
+        a.spaces = spaces.opaque();
+        kernels_->conv_direct_preact(a);
+    }
+
+    // The Winograd kernel, whatever prepare chose (3x3 stride-1 pad-1 layers only, else throws).
+    void run_winograd(const feature_map& in, feature_map& out, bool relu, const feature_map* residual,
+                      const exec& ex) const {
+        if (!wino_.ready()) throw error("conv2d::run_winograd: not a 3x3 stride-1 pad-1 layer");
+        check(in, out, residual);
+        wino_.run(*kernels_, weight_.data(), bias_.data(), in, out, relu, residual, ex);
+    }
+
+    conv_algorithm algorithm() const { return algorithm_; }
+    // The instruction set of this layer's kernels ("avx512bw", ...).
+    const char* kernels_name() const { return kernels_ ? kernels_->name : ""; }
+    int cin() const { return cin_; }
+    int cout() const { return cout_; }
+    int kernel() const { return k_; }
+    int stride() const { return stride_; }
+    int pad() const { return pad_; }
+
+private:
+    detail::conv_args args(const feature_map& in, feature_map& out, bool relu, const feature_map* residual, const exec& ex) const {
         detail::conv_args a;
         a.in = in.pixel(-pad_, -pad_);
         a.in_row = std::ptrdiff_t(in.row_stride());
@@ -200,29 +283,10 @@ public:
         a.bias = bias_.data();
         a.cout16 = cout16_;
         a.relu = relu;
-        a.threads = detail::thread_count(ex);
-        a.par = &detail::pool_run;
-        detail::dispatch_call(detail::conv_direct_fn{}, a, ex);
+        a.loop = ex.loop;
+        return a;
     }
 
-    // The Winograd kernel, whatever the size (3x3 stride-1 pad-1 layers only, else throws).
-    void run_winograd(const feature_map& in, feature_map& out, bool relu, const feature_map* residual,
-                      const exec& ex) const {
-        if (!wino_.ready()) throw error("conv2d::run_winograd: not a 3x3 stride-1 pad-1 layer");
-        check(in, out, residual);
-        wino_.run(weight_.data(), bias_.data(), in, out, relu, residual, ex);
-    }
-
-    // Whether run() uses the Winograd kernel for an output of this size.
-    bool uses_winograd(int out_h, int out_w) const { return wino_.ready() && wino_.worth_it(out_h, out_w); }
-
-    int cin() const { return cin_; }
-    int cout() const { return cout_; }
-    int kernel() const { return k_; }
-    int stride() const { return stride_; }
-    int pad() const { return pad_; }
-
-private:
     void check(const feature_map& in, const feature_map& out, const feature_map* residual) const {
         detail::check_map(in, "conv2d input");
         detail::check_map(out, "conv2d output");
@@ -246,6 +310,8 @@ private:
     }
 
     int cin_ = 0, cout_ = 0, k_ = 0, stride_ = 1, pad_ = 0, cout16_ = 0;
+    const detail::kernel_table* kernels_ = nullptr;
+    conv_algorithm algorithm_ = conv_algorithm::direct;
     aligned_buffer weight_, bias_;
     winograd_f4x4_3x3 wino_;
 };

@@ -4,7 +4,8 @@
 // All are memory-bound loops over the interior rows (each row's interior is contiguous in
 // HWC), vectorised over channels including the zero padding channels (which stay zero).
 // Maps of one call share their channel count; their borders may differ. `out` is shaped by
-// the caller and only its interior is written.
+// the caller and only its interior is written. Each function takes the kernel table of the
+// layer that calls it (the instruction set its network was prepared with).
 // Depends on tensor.hpp, dispatch.hpp.
 #pragma once
 #include <cstddef>
@@ -31,23 +32,17 @@ struct eltwise_args {
     int height, width, cpad;  // of out
     const float* scale;       // [cpad], zero in the padding
     const float* shift;       // [cpad], zero in the padding
-    int threads;
-    parallel_runner par;  // null: serial
-};
-
-struct eltwise_fn {
-    template <class Arch>
-    void operator()(Arch, const eltwise_args& a) const;
+    loop_runner loop;         // serial by default
 };
 
 template <class Arch>
-void eltwise_fn::operator()(Arch, const eltwise_args& a) const {
+void eltwise(const eltwise_args& a) {
     using B = xsimd::batch<float, Arch>;
     constexpr int L = int(B::size);
     const int n = a.width * a.cpad;  // floats per interior row of out
-    [[maybe_unused]] const bool par = a.threads > 1 && std::ptrdiff_t(a.height) * n >= 16384;
+    const bool par = a.loop.threads > 1 && std::ptrdiff_t(a.height) * n >= 16384;
     const int cpad = a.cpad;
-    parallel_for(a.par, a.threads, par, a.height, 1, [&](int y, int) {
+    parallel_for(a.loop, par, a.height, 1, [&](int y, int) {
         float* o = a.out + y * a.out_row;
         switch (a.op) {
             case eltwise_op::scale_shift_relu: {
@@ -94,8 +89,6 @@ void eltwise_fn::operator()(Arch, const eltwise_args& a) const {
     });
 }
 
-HANDGRAPH_KERNEL_DECLARE(eltwise_fn, eltwise_args)
-
 inline void check_eltwise_map(const feature_map& m, const char* fn, const char* what) {
     std::size_t n = std::size_t(m.height + 2 * m.border) * std::size_t(m.width + 2 * m.border) * std::size_t(m.cpad);
     if (m.height <= 0 || m.width <= 0 || m.channels <= 0 || m.border < 0 ||
@@ -120,8 +113,7 @@ inline eltwise_args eltwise_base(eltwise_op op, const feature_map& a, feature_ma
     e.height = out.height;
     e.width = out.width;
     e.cpad = out.cpad;
-    e.threads = thread_count(ex);
-    e.par = &pool_run;
+    e.loop = ex.loop;
     return e;
 }
 
@@ -129,23 +121,23 @@ inline eltwise_args eltwise_base(eltwise_op op, const feature_map& a, feature_ma
 
 // out = max(0, in * scale + shift) per channel (pre-activation BatchNorm + ReLU); scale and
 // shift have in.channels entries. out has in's shape (any border); out may alias in.
-inline void scale_shift_relu(const feature_map& in, const float* scale, const float* shift, feature_map& out,
-                             const exec& ex) {
+inline void scale_shift_relu(const detail::kernel_table& k, const feature_map& in, const float* scale, const float* shift,
+                             feature_map& out, const exec& ex) {
     const char* fn = "scale_shift_relu";
     detail::check_eltwise_map(in, fn, "input");
     detail::check_eltwise_map(out, fn, "output");
     detail::check_same(out, in, in.height, in.width, fn, "output");
     if (!scale || !shift) throw error("scale_shift_relu: no scale or shift");
-    aligned_buffer s(std::size_t(in.cpad)), t(std::size_t(in.cpad));
+    aligned_buffer s(std::size_t(in.cpad), ex.memory()), t(std::size_t(in.cpad), ex.memory());
     for (int c = 0; c < in.channels; ++c) { s[c] = scale[c]; t[c] = shift[c]; }
     detail::eltwise_args e = detail::eltwise_base(detail::eltwise_op::scale_shift_relu, in, out, ex);
     e.scale = s.data();
     e.shift = t.data();
-    detail::dispatch_call(detail::eltwise_fn{}, e, ex);
+    k.eltwise(e);
 }
 
 // out = a + b (same shapes; any borders); out may alias a or b.
-inline void add(const feature_map& a, const feature_map& b, feature_map& out, const exec& ex) {
+inline void add(const detail::kernel_table& k, const feature_map& a, const feature_map& b, feature_map& out, const exec& ex) {
     const char* fn = "add";
     detail::check_eltwise_map(a, fn, "a");
     detail::check_eltwise_map(b, fn, "b");
@@ -155,22 +147,23 @@ inline void add(const feature_map& a, const feature_map& b, feature_map& out, co
     detail::eltwise_args e = detail::eltwise_base(detail::eltwise_op::add, a, out, ex);
     e.b = b.pixel(0, 0);
     e.b_row = std::ptrdiff_t(b.row_stride());
-    detail::dispatch_call(detail::eltwise_fn{}, e, ex);
+    k.eltwise(e);
 }
 
 // 2x2 max pooling, stride 2, floor: out is (in.height / 2) x (in.width / 2), in's channels.
-inline void maxpool2x2(const feature_map& in, feature_map& out, const exec& ex) {
+inline void maxpool2x2(const detail::kernel_table& k, const feature_map& in, feature_map& out, const exec& ex) {
     const char* fn = "maxpool2x2";
     detail::check_eltwise_map(in, fn, "input");
     detail::check_eltwise_map(out, fn, "output");
     detail::check_same(out, in, in.height / 2, in.width / 2, fn, "output");
     if (in.buf.data() == out.buf.data()) throw error("maxpool2x2: output aliases the input");
     detail::eltwise_args e = detail::eltwise_base(detail::eltwise_op::maxpool2x2, in, out, ex);
-    detail::dispatch_call(detail::eltwise_fn{}, e, ex);
+    k.eltwise(e);
 }
 
 // out = up + nearest_x2(low): up and out are (2 low.height) x (2 low.width); out may alias up.
-inline void upsample2x_add(const feature_map& low, const feature_map& up, feature_map& out, const exec& ex) {
+inline void upsample2x_add(const detail::kernel_table& k, const feature_map& low, const feature_map& up, feature_map& out,
+                           const exec& ex) {
     const char* fn = "upsample2x_add";
     detail::check_eltwise_map(low, fn, "low");
     detail::check_eltwise_map(up, fn, "up");
@@ -181,7 +174,7 @@ inline void upsample2x_add(const feature_map& low, const feature_map& up, featur
     detail::eltwise_args e = detail::eltwise_base(detail::eltwise_op::upsample2x_add, up, out, ex);
     e.b = low.pixel(0, 0);
     e.b_row = std::ptrdiff_t(low.row_stride());
-    detail::dispatch_call(detail::eltwise_fn{}, e, ex);
+    k.eltwise(e);
 }
 
 }  // namespace kernels

@@ -2,7 +2,8 @@
 // times features, Chebyshev convolution (K = 3) with the release's feature order,
 // graph upsampling x4 and max-pooling by 4. Node features are row-major V x F.
 // These layers cost well under 1% of the network; they are plain loops over CSR
-// matrices that the compiler vectorises. Depends on error.hpp.
+// matrices that the compiler vectorises. Temporaries come from the call's workspace
+// (exec::memory()). Depends on error.hpp, tensor.hpp, dispatch.hpp (exec).
 #pragma once
 #include <algorithm>
 #include <cstddef>
@@ -10,6 +11,8 @@
 #include <vector>
 
 #include "../error.hpp"
+#include "../tensor.hpp"
+#include "dispatch.hpp"
 
 namespace handgraph::kernels {
 
@@ -40,8 +43,12 @@ inline void sparse_times_dense(const csr_view& L, const float* x, float* y, int 
 // optionally followed by a folded BatchNorm1d (y * scale + shift) and ReLU.
 class cheb_conv {
 public:
+    static constexpr int max_features = 256;  // output features (the network's are at most 64)
+
     static cheb_conv prepare(const float* weight, const float* bias, int fout, int fin,
                              const float* scale = nullptr, const float* shift = nullptr) {
+        if (fout < 1 || fout > max_features || fin < 1)
+            throw error("cheb_conv::prepare: bad shape fout " + std::to_string(fout) + " fin " + std::to_string(fin));
         cheb_conv c;
         c.fin_ = fin;
         c.fout_ = fout;
@@ -61,25 +68,28 @@ public:
     int fout() const { return fout_; }
 
     // x: n x fin, y: n x fout (must not alias x).
-    void run(const csr_view& L, const float* x, float* y, bool relu) const {
+    void run(const csr_view& L, const float* x, float* y, bool relu, const exec& ex = {}) const {
         const int n = L.n;
-        std::vector<float> t1(std::size_t(n) * fin_), t2(std::size_t(n) * fin_);
+        const std::size_t nf = std::size_t(n) * fin_;
+        aligned_buffer t1(ex.memory()), t2(ex.memory());
+        t1.resize_uninitialized(nf);  // written in full by sparse_times_dense
+        t2.resize_uninitialized(nf);
         sparse_times_dense(L, x, t1.data(), fin_);
         sparse_times_dense(L, t1.data(), t2.data(), fin_);
-        for (std::size_t i = 0; i < t2.size(); ++i) t2[i] = 2.0f * t2[i] - x[i];
+        for (std::size_t i = 0; i < nf; ++i) t2[i] = 2.0f * t2[i] - x[i];
         const float* T[3] = {x, t1.data(), t2.data()};
         // Sums in double (up to 192 terms; these layers are a fraction of a millisecond).
-        std::vector<double> acc(static_cast<std::size_t>(fout_));
+        double acc[max_features];
         for (int v = 0; v < n; ++v) {
             float* yv = y + std::size_t(v) * fout_;
-            for (int o = 0; o < fout_; ++o) acc[std::size_t(o)] = b_[std::size_t(o)];
+            for (int o = 0; o < fout_; ++o) acc[o] = b_[std::size_t(o)];
             for (int i = 0; i < fin_; ++i)
                 for (int k = 0; k < 3; ++k) {
                     const double a = T[k][std::size_t(v) * fin_ + i];
                     const float* w = w_.data() + (std::size_t(k) * fin_ + i) * fout_;
-                    for (int o = 0; o < fout_; ++o) acc[std::size_t(o)] += a * double(w[o]);
+                    for (int o = 0; o < fout_; ++o) acc[o] += a * double(w[o]);
                 }
-            for (int o = 0; o < fout_; ++o) yv[o] = relu ? std::max(float(acc[std::size_t(o)]), 0.0f) : float(acc[std::size_t(o)]);
+            for (int o = 0; o < fout_; ++o) yv[o] = relu ? std::max(float(acc[o]), 0.0f) : float(acc[o]);
         }
     }
 
@@ -89,24 +99,22 @@ private:
 };
 
 // Graph upsampling by 4: node n of the coarse level becomes nodes 4n .. 4n+3.
-inline std::vector<float> graph_upsample4(const float* x, int n, int f) {
-    std::vector<float> y(std::size_t(n) * 4 * f);
+// x: n x f, y: 4n x f.
+inline void graph_upsample4(const float* x, int n, int f, float* y) {
     for (int v = 0; v < n; ++v)
-        for (int r = 0; r < 4; ++r) std::copy(x + std::size_t(v) * f, x + std::size_t(v + 1) * f, y.data() + (std::size_t(v) * 4 + r) * f);
-    return y;
+        for (int r = 0; r < 4; ++r) std::copy(x + std::size_t(v) * f, x + std::size_t(v + 1) * f, y + (std::size_t(v) * 4 + r) * f);
 }
 
 // Graph max-pooling by 4: coarse node n takes the maximum over nodes 4n .. 4n+3.
-inline std::vector<float> graph_maxpool4(const float* x, int n, int f) {
+// x: n x f, y: (n / 4) x f.
+inline void graph_maxpool4(const float* x, int n, int f, float* y) {
     if (n % 4) throw error("graph_maxpool4: node count " + std::to_string(n) + " is not a multiple of 4");
-    std::vector<float> y(std::size_t(n / 4) * f);
     for (int v = 0; v < n / 4; ++v)
         for (int j = 0; j < f; ++j) {
             float m = x[(std::size_t(v) * 4) * f + j];
             for (int r = 1; r < 4; ++r) m = std::max(m, x[(std::size_t(v) * 4 + r) * f + j]);
             y[std::size_t(v) * f + j] = m;
         }
-    return y;
 }
 
 }  // namespace handgraph::kernels

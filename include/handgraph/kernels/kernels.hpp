@@ -1,30 +1,39 @@
-// handgraph/kernels/kernels.hpp: every kernel of the networks (include this one).
-//  conv.hpp        conv2d (direct; Winograd F(4x4,3x3) for 3x3 stride 1 where it pays)
+// handgraph/kernels/kernels.hpp: every kernel of the networks (include this one), and the
+// table that holds one instruction set's instantiations of them.
+//  conv.hpp        conv2d (direct, or Winograd F(4x4,3x3) as prepared), conv_algorithm
 //  conv_tile.hpp   the register-tile micro-kernel (direct conv and Winograd GEMMs)
-//  winograd.hpp    Winograd F(4x4,3x3) weights and kernel
+//  winograd.hpp    Winograd F(4x4,3x3) weights transform and kernel
 //  elementwise.hpp scale_shift_relu, add, maxpool2x2, upsample2x_add
 //  linear.hpp      linear (fully connected, one vector)
+//  graph_conv.hpp  Chebyshev graph convolution, graph up-sampling and pooling (plain loops)
 //  reference.hpp   the scalar *_reference twins the tests compare with
-//  dispatch.hpp    exec, active_arch_name(), per-ISA instantiation machinery
+//  dispatch.hpp    kernel_table, select_kernels(), exec, layer_setup
+//  parallel.hpp    worker_pool, loop_runner, parallel_for
 #pragma once
 #include "conv.hpp"
 #include "conv_tile.hpp"
 #include "dispatch.hpp"
 #include "elementwise.hpp"
+#include "graph_conv.hpp"
 #include "linear.hpp"
 #include "reference.hpp"
 #include "winograd.hpp"
 
-// Explicit instantiation of every kernel for one instruction set; used once per arch by
-// tools/runtime/kernels_<isa>.cpp (compiled with that ISA's flags).
-#define HANDGRAPH_KERNELS_INSTANTIATE(arch)                                                    \
-    namespace handgraph {                                                                      \
-    namespace kernels {                                                                        \
-    namespace detail {                                                                         \
-    HANDGRAPH_KERNEL_INSTANTIATE_ONE(conv_direct_fn, conv_args, arch)                          \
-    HANDGRAPH_KERNEL_INSTANTIATE_ONE(eltwise_fn, eltwise_args, arch)                           \
-    HANDGRAPH_KERNEL_INSTANTIATE_ONE(linear_fn, linear_args, arch)                             \
-    HANDGRAPH_WINOGRAD_INSTANTIATE(arch)                                                       \
-    }                                                                                          \
-    }                                                                                          \
-    }
+namespace handgraph {
+namespace kernels {
+namespace detail {
+
+// Arch's kernels. Instantiated in the translation unit compiled for Arch: for handgraph's
+// own executables one per instruction set (cmake/runtime.cmake, tools/runtime/kernels_isa.cpp.in),
+// which the other translation units know only through the `extern template` declarations
+// of dispatch.hpp; otherwise, for xsimd::default_arch, where the implementation is compiled.
+template <class Arch>
+const kernel_table& kernel_table_for() {
+    static const kernel_table table{Arch::name(), Arch::version(), &conv_direct<Arch>, &conv_direct_preact<Arch>, &winograd<Arch>,
+                                    &winograd_weights<Arch>, &eltwise<Arch>, &linear_kernel<Arch>};
+    return table;
+}
+
+}  // namespace detail
+}  // namespace kernels
+}  // namespace handgraph

@@ -26,22 +26,16 @@ struct linear_args {
     const float* x;  // [in]
     float* y;        // [out]
     bool relu;
-    int threads;
-    parallel_runner par = nullptr;  // null: serial
-};
-
-struct linear_fn {
-    template <class Arch>
-    void operator()(Arch, const linear_args& a) const;
+    loop_runner loop;  // serial by default
 };
 
 template <class Arch>
-void linear_fn::operator()(Arch, const linear_args& a) const {
+void linear_kernel(const linear_args& a) {
     using B = xsimd::batch<float, Arch>;
     constexpr int L = int(B::size), R = 16 / L;
     const int in = a.in;
-    [[maybe_unused]] const bool par = a.threads > 1 && std::ptrdiff_t(a.out16) * in >= 16384;
-    parallel_for(a.par, a.threads, par, a.out16, 1, [&](int ob, int) {
+    const bool par = a.loop.threads > 1 && std::ptrdiff_t(a.out16) * in >= 16384;
+    parallel_for(a.loop, par, a.out16, 1, [&](int ob, int) {
         const float* w = a.weight + std::ptrdiff_t(ob) * in * 16;
         const float* x = a.x;
         B acc[4][R];
@@ -85,15 +79,14 @@ void linear_fn::operator()(Arch, const linear_args& a) const {
     });
 }
 
-HANDGRAPH_KERNEL_DECLARE(linear_fn, linear_args)
-
 }  // namespace detail
 
 // A fully connected layer with its weights packed for the kernel. Move-only.
 class linear {
 public:
     // weight [out][in] row-major (PyTorch nn.Linear), bias [out] (may be null: zero).
-    static linear prepare(const float* weight, const float* bias, int out, int in) {
+    // `setup`: the instruction set (chosen here, once) and where the packed weights live.
+    static linear prepare(const float* weight, const float* bias, int out, int in, const layer_setup& setup = {}) {
         if (!weight) throw error("linear::prepare: no weights");
         if (out <= 0 || in <= 0)
             throw error("linear::prepare: bad shape out " + std::to_string(out) + " in " + std::to_string(in));
@@ -101,6 +94,9 @@ public:
         l.in_ = in;
         l.out_ = out;
         l.out16_ = round_up(out, channel_block) / channel_block;
+        l.kernels_ = &setup.table();
+        l.weight_ = aligned_buffer(setup.weights);
+        l.bias_ = aligned_buffer(setup.weights);
         l.weight_.resize_uninitialized(std::size_t(l.out16_) * in * 16);  // every value written below
         l.bias_.resize(std::size_t(l.out16_) * 16);
         for (int o = 0; o < out; ++o) l.bias_[o] = bias ? bias[o] : 0.0f;
@@ -138,9 +134,8 @@ public:
         a.x = x;
         a.y = y;
         a.relu = relu;
-        a.threads = detail::thread_count(ex);
-        a.par = &detail::pool_run;
-        detail::dispatch_call(detail::linear_fn{}, a, ex);
+        a.loop = ex.loop;
+        kernels_->linear(a);
     }
 
     int in() const { return in_; }
@@ -148,6 +143,7 @@ public:
 
 private:
     int in_ = 0, out_ = 0, out16_ = 0;
+    const detail::kernel_table* kernels_ = nullptr;
     aligned_buffer weight_, bias_;
 };
 

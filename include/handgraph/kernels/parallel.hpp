@@ -1,24 +1,33 @@
 // handgraph/kernels/parallel.hpp: the kernels' loop over work items on several threads.
 //
-// Each calling thread owns a small pool of helper threads (made on first use, kept until
-// the calling thread ends), so one model can be used from several threads at once, each
-// call with its own helpers. A loop of n items is shared out dynamically: every thread
-// (the caller included) claims the next unclaimed item with one compare-and-swap on a word
-// holding (threads, n, next). The caller never waits for a helper that has not started: it
-// claims whatever is left itself and then waits only for items a helper has claimed and not
-// finished. So when another process holds a core and a helper is not scheduled, a layer
-// costs the single-thread time instead of a wait for the descheduled thread at every layer
-// (which is what an OpenMP barrier does; benchmarks/NOTES.md).
+// A worker_pool belongs to one context (context.hpp): the context's owner makes it with a
+// thread count, and it holds that many threads less one (the caller is the first), started
+// on the first loop that wants them and joined when the pool is destroyed. Nothing here is
+// thread-local or global: N contexts cost N pools, whatever thread calls them.
+//
+// A loop of n items is shared out dynamically: every thread (the caller included) claims
+// the next unclaimed item with one compare-and-swap on a word holding (threads, n, next).
+// The caller never waits for a helper that has not started: it claims whatever is left
+// itself and then waits only for items a helper has claimed and not finished. So when
+// another process holds a core and a helper is not scheduled, a layer costs the
+// single-thread time instead of a wait for the descheduled thread at every layer (which is
+// what an OpenMP barrier does; benchmarks/NOTES.md).
+//
+// Every thread that takes part in a loop gets a *slot*: 0 for the caller, 1, 2, ... for
+// helpers in the order they claim their first item of that loop. Slots are dense: a loop
+// of n items on t threads uses slots below min(t, n + 1), so per-slot scratch (Winograd's)
+// grows with the work actually shared, not with the thread count. A slot is used by one
+// thread at a time.
 //
 // Results do not depend on which thread runs an item: the kernels' items write disjoint
-// outputs with the same operations whoever runs them, and `worker` (0 = the caller,
-// 1..threads-1 = helpers, each id used by one thread at a time) only selects scratch space.
+// outputs with the same operations whoever runs them; the slot only selects scratch space.
 //
 // Kernels compiled per instruction set (dispatch.hpp) must not call shared inline code, so
-// they reach the pool through a function pointer filled in by the generic code that builds
-// their arguments (`parallel_runner`), and loop with the `parallel_for` template below, which
-// is instantiated apart for each kernel.
+// they reach the pool through a function pointer (loop_runner::run) filled in by generic
+// code, and loop with the `parallel_for` template below, which is instantiated apart for
+// each kernel.
 #pragma once
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -27,6 +36,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "../error.hpp"
 
@@ -34,11 +44,18 @@ namespace handgraph {
 namespace kernels {
 namespace detail {
 
-// body(ctx, item, worker) for item in [0, n); worker < threads. Bodies must not throw (the
-// kernels' loops do not): an exception in a helper thread ends the program.
-using parallel_body = void (*)(void* ctx, int item, int worker);
-// Runs body for every item in [0, n) on up to `threads` threads, returns when all are done.
-using parallel_runner = void (*)(int threads, int n, parallel_body body, void* ctx);
+// body(ctx, item, slot) for item in [0, n). Bodies must not throw (the kernels' loops do
+// not): an exception in a helper thread ends the program.
+using parallel_body = void (*)(void* ctx, int item, int slot);
+
+// How a kernel's loop reaches its pool: run(pool, threads, n, body, ctx) runs body for every
+// item on up to `threads` threads and returns when all are done. A null `run` (or threads
+// <= 1) runs loops serially on the calling thread, in slot 0.
+struct loop_runner {
+    void (*run)(void* pool, int threads, int n, parallel_body body, void* ctx) = nullptr;
+    void* pool = nullptr;
+    int threads = 1;
+};
 
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
@@ -48,9 +65,18 @@ inline void cpu_relax() noexcept {
 
 class worker_pool {
 public:
-    static constexpr int max_threads = 256;
+    // The largest thread count a pool (and so a context) accepts. The claim word keeps the
+    // loop's thread count in 16 bits, so this is a policy, not a field width.
+    static constexpr int max_threads = 1024;
+    // Items of one loop: n and the next item share the claim word, 24 bits each.
+    static constexpr int max_items = (1 << 24) - 1;
 
-    worker_pool() = default;
+    explicit worker_pool(int threads) : threads_(threads) {
+        if (threads < 1 || threads > max_threads)
+            throw error("thread count " + std::to_string(threads) + " is outside 1.." + std::to_string(max_threads));
+        const unsigned hw = std::thread::hardware_concurrency();
+        max_spinners_ = hw > 1 ? int(hw) - 1 : 1;
+    }
     worker_pool(const worker_pool&) = delete;
     worker_pool& operator=(const worker_pool&) = delete;
     ~worker_pool() {
@@ -59,31 +85,37 @@ public:
             stop_.store(true);
         }
         wake_.notify_all();
-        for (int i = 0; i < nworkers_; ++i) workers_[i].join();
+        for (auto& t : workers_) t.join();
     }
 
-    // The calling thread's pool.
-    static worker_pool& local() {
-        thread_local worker_pool pool;
-        return pool;
-    }
+    int threads() const { return threads_; }
+    // Helper threads started so far (at most threads() - 1).
+    int helpers_started() const { return int(workers_.size()); }
 
+    // body(ctx, item, slot) for every item in [0, n) on up to min(threads, threads()) threads;
+    // returns when all are done. One loop at a time (the context serialises its calls).
     void run(int threads, int n, parallel_body body, void* ctx) {
-        if (threads > max_threads) threads = max_threads;
+        if (threads > threads_) threads = threads_;
         if (threads <= 1 || n <= 1) {
             for (int i = 0; i < n; ++i) body(ctx, i, 0);
             return;
         }
-        if (n >= (1 << 24)) throw error("kernels: parallel loop of " + std::to_string(n) + " items (at most 2^24)");
+        if (n > max_items) throw error("kernels: parallel loop of " + std::to_string(n) + " items (at most 2^24 - 1)");
         grow(threads - 1);
         body_ = body;
         ctx_ = ctx;
+        slots_.store(1, std::memory_order_relaxed);
+        loop_id_.fetch_add(1, std::memory_order_relaxed);
         done_.store(0, std::memory_order_relaxed);
         claim_.store(pack(threads, n, 0), std::memory_order_release);
         epoch_.fetch_add(1, std::memory_order_seq_cst);
         if (sleepers_.load(std::memory_order_seq_cst) > 0) {
             { std::lock_guard<std::mutex> lock(mutex_); }
-            wake_.notify_all();
+            // Wake as many sleepers as can find work (the caller takes one item itself).
+            const int want = std::min(threads - 1, n - 1);
+            if (want >= int(workers_.size())) wake_.notify_all();
+            else
+                for (int i = 0; i < want; ++i) wake_.notify_one();
         }
         int mine = 0;
         for (int item; (item = claim(0)) >= 0; ++mine) body(ctx, item, 0);
@@ -98,79 +130,102 @@ public:
     }
 
 private:
+    // Bits 48..63 threads, 24..47 n, 0..23 next (next <= n < 2^24).
     static std::uint64_t pack(int threads, int n, int next) {
-        return (std::uint64_t(threads) << 56) | (std::uint64_t(n) << 32) | std::uint32_t(next);
+        return (std::uint64_t(threads) << 48) | (std::uint64_t(n) << 24) | std::uint64_t(next);
     }
 
-    // Claims the next item for `worker`: its index, or -1 when none is left for it (all
-    // claimed, or the current loop runs on fewer threads than worker + 1).
+    // Claims the next item for the thread with id `worker` (0 = the caller): its index, or -1
+    // when none is left for it (all claimed, or the loop runs on fewer threads than worker + 1).
     int claim(int worker) {
         std::uint64_t w = claim_.load(std::memory_order_acquire);
         for (;;) {
-            const int threads = int(w >> 56), n = int((w >> 32) & 0xffffff), next = int(std::uint32_t(w));
+            const int threads = int(w >> 48), n = int((w >> 24) & 0xffffff), next = int(w & 0xffffff);
             if (worker >= threads || next >= n) return -1;
             if (claim_.compare_exchange_weak(w, w + 1, std::memory_order_acq_rel, std::memory_order_acquire)) return next;
         }
     }
 
     void grow(int helpers) {
-        while (nworkers_ < helpers) {
-            const int id = nworkers_ + 1;
-            workers_[nworkers_] = std::thread([this, id] { work(id); });
-            ++nworkers_;
+        while (int(workers_.size()) < helpers) {
+            const int id = int(workers_.size()) + 1;
+            workers_.emplace_back([this, id] { work(id); });
         }
     }
 
     void work(int id) {
         std::uint32_t seen = 0;
+        std::uint64_t my_loop = 0;
+        int slot = 0;
         for (;;) {
-            // Wait for a new loop: spin ~0.2 ms (layers follow each other closely), then sleep.
+            // Wait for a new loop: spin ~0.2 ms (layers follow each other closely), then
+            // sleep. Only as many helpers spin as there are other cores; the rest sleep at
+            // once, so a pool with more threads than cores does not starve its caller.
             std::uint32_t e = epoch_.load(std::memory_order_acquire);
             if (e == seen) {
+                const bool spin = spinners_.fetch_add(1, std::memory_order_relaxed) < max_spinners_;
                 const auto start = std::chrono::steady_clock::now();
-                for (int i = 0; (e = epoch_.load(std::memory_order_acquire)) == seen && !stop_.load(std::memory_order_relaxed); ++i) {
+                for (int i = 0; spin && (e = epoch_.load(std::memory_order_acquire)) == seen && !stop_.load(std::memory_order_relaxed); ++i) {
                     cpu_relax();
-                    if ((i & 255) == 255 && std::chrono::steady_clock::now() - start > std::chrono::microseconds(200)) {
-                        std::unique_lock<std::mutex> lock(mutex_);
-                        sleepers_.fetch_add(1, std::memory_order_seq_cst);
-                        wake_.wait(lock, [&] { return epoch_.load(std::memory_order_seq_cst) != seen || stop_.load(); });
-                        sleepers_.fetch_sub(1, std::memory_order_seq_cst);
-                    }
+                    if ((i & 255) == 255 && std::chrono::steady_clock::now() - start > std::chrono::microseconds(200)) break;
+                }
+                spinners_.fetch_sub(1, std::memory_order_relaxed);
+                if ((e = epoch_.load(std::memory_order_acquire)) == seen) {
+                    std::unique_lock<std::mutex> lock(mutex_);
+                    sleepers_.fetch_add(1, std::memory_order_seq_cst);
+                    wake_.wait(lock, [&] { return epoch_.load(std::memory_order_seq_cst) != seen || stop_.load(); });
+                    sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+                    e = epoch_.load(std::memory_order_acquire);
                 }
             }
             if (stop_.load()) return;
             seen = e;
-            int mine = 0;
-            for (int item; (item = claim(id)) >= 0; ++mine) body_(ctx_, item, id);
-            // body_/ctx_ are read only after a successful claim: the caller cannot start another
-            // loop (and overwrite them) before this loop's claimed items are counted done.
-            if (mine) done_.fetch_add(mine, std::memory_order_acq_rel);
+            for (int item; (item = claim(id)) >= 0;) {
+                // body_, ctx_, loop_id_ and slots_ are read only after a successful claim:
+                // the caller cannot start another loop (and overwrite them) before this
+                // loop's claimed items are counted done. This thread may claim in several
+                // loops without sleeping in between: the loop id says when a new slot is due.
+                const std::uint64_t loop = loop_id_.load(std::memory_order_relaxed);
+                if (loop != my_loop) {
+                    my_loop = loop;
+                    slot = slots_.fetch_add(1, std::memory_order_relaxed);
+                }
+                body_(ctx_, item, slot);
+                done_.fetch_add(1, std::memory_order_acq_rel);  // at once: the next claim may be another loop's
+            }
         }
     }
 
     alignas(64) std::atomic<std::uint64_t> claim_{0};
     alignas(64) std::atomic<int> done_{0};
     alignas(64) std::atomic<std::uint32_t> epoch_{0};
-    std::atomic<int> sleepers_{0};
+    std::atomic<std::uint64_t> loop_id_{0};
+    std::atomic<int> slots_{1};
+    std::atomic<int> sleepers_{0}, spinners_{0};
     std::atomic<bool> stop_{false};
     parallel_body body_ = nullptr;
     void* ctx_ = nullptr;
     std::mutex mutex_;
     std::condition_variable wake_;
-    int nworkers_ = 0;
-    std::thread workers_[max_threads - 1];
+    int threads_ = 1, max_spinners_ = 1;
+    std::vector<std::thread> workers_;
 };
 
-// The runner the generic code hands to the kernels.
-inline void pool_run(int threads, int n, parallel_body body, void* ctx) { worker_pool::local().run(threads, n, body, ctx); }
+// The function a loop_runner holds for a worker_pool.
+inline void pool_run(void* pool, int threads, int n, parallel_body body, void* ctx) {
+    static_cast<worker_pool*>(pool)->run(threads, n, body, ctx);
+}
 
-// f(item, worker) for item in [0, n), on up to `threads` threads through `run` (serially
-// when run is null, threads <= 1 or !cond). Items are claimed `grain` at a time, or more:
+inline loop_runner runner_of(worker_pool& pool, int threads) { return loop_runner{&pool_run, &pool, threads}; }
+
+// f(item, slot) for item in [0, n), on up to `r.threads` threads through `r.run` (serially,
+// in slot 0, when run is null, threads <= 1 or !cond). Items are claimed `grain` at a time, or more:
 // about 8 claims per thread (each claim is a compare-and-swap on a cache line the threads
 // share; one per item cost ~3% at 2 threads).
 template <class F>
-void parallel_for(parallel_runner run, int threads, bool cond, int n, int grain, const F& f) {
-    if (!run || threads <= 1 || !cond || n <= 1) {
+void parallel_for(const loop_runner& r, bool cond, int n, int grain, const F& f) {
+    const int threads = r.threads;
+    if (!r.run || threads <= 1 || !cond || n <= 1) {
         for (int i = 0; i < n; ++i) f(i, 0);
         return;
     }
@@ -181,13 +236,13 @@ void parallel_for(parallel_runner run, int threads, bool cond, int n, int grain,
         int n, grain;
     } ctx{&f, n, grain};
     const int chunks = (n + grain - 1) / grain;
-    run(threads, chunks,
-        [](void* c, int chunk, int worker) {
-            const ctx_t& x = *static_cast<const ctx_t*>(c);
-            const int end = (chunk + 1) * x.grain < x.n ? (chunk + 1) * x.grain : x.n;
-            for (int i = chunk * x.grain; i < end; ++i) (*x.f)(i, worker);
-        },
-        &ctx);
+    r.run(r.pool, threads, chunks,
+          [](void* c, int chunk, int slot) {
+              const ctx_t& x = *static_cast<const ctx_t*>(c);
+              const int end = (chunk + 1) * x.grain < x.n ? (chunk + 1) * x.grain : x.n;
+              for (int i = chunk * x.grain; i < end; ++i) (*x.f)(i, slot);
+          },
+          &ctx);
 }
 
 }  // namespace detail

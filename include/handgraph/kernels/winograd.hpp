@@ -1,11 +1,14 @@
 // handgraph/kernels/winograd.hpp: Winograd F(4x4, 3x3) for 3x3 stride-1 pad-1 convolutions.
 //
 // Per 4x4 output tile: input patch d (6x6) -> V = B^T d B; 36 independent GEMMs
-// M[xi] = V[xi] (tiles x cin) * U[xi] (cin x cout) with U = G g G^T computed once at prepare
-// (in double, rounded once); output Y = A^T M A (+ bias, relu, residual). 36 multiplies per
-// 16 outputs and input channel instead of 144: about 4x fewer flops than the direct kernel.
-// Tiles are processed in chunks (12 or 24 tiles): input transform of the chunk into a
-// per-thread scratch, then for each 32-channel output group the 36 GEMMs (the direct
+// M[xi] = V[xi] (tiles x cin) * U[xi] (cin x cout) with U = G g G^T; output
+// Y = A^T M A (+ bias, relu, residual). 36 multiplies per 16 outputs and input channel
+// instead of 144: about 4x fewer flops than the direct kernel.
+// U is not kept: every call transforms the layer's packed direct weights into a buffer of
+// the calling workspace (in double, rounded once; ~0.1 ms for 128 -> 128), because holding
+// U for every Winograd layer would take 4x the direct weights' memory (~90 MB more).
+// Tiles are processed in chunks (12 or 24 tiles): input transform of the chunk into the
+// slot's scratch, then for each 32-channel output group the 36 GEMMs (the direct
 // kernel's register tile with a 1x1 "kernel") and the output transform of that group, so V
 // and M stay in L2 and each weight matrix U[xi] is read once per chunk.
 // Points 0, +-1, +-2: B^T and A^T have small integer entries and run in float; G (1/4,
@@ -14,14 +17,15 @@
 // with one FMA chain per output), tests/test_kernels.cpp prints it; bound 1e-5. Whole
 // network: worst 9.7e-6 relative against float64 (direct only, estimate_options::exact:
 // same worst, lower elsewhere); see benchmarks/NOTES.md.
-// conv2d (conv.hpp) runs every 3x3 stride-1 pad-1 layer with it (faster than the direct
-// kernel from a single tile on); run_direct() stays available.
+// conv2d (conv.hpp) runs it for the layers prepared with conv_algorithm::winograd_f4x4
+// (model.hpp's conv_algorithm_for says which, and why).
 // Depends on tensor.hpp, dispatch.hpp, conv_tile.hpp.
 #pragma once
 #include <cstddef>
 #include <cstdlib>
 #include <memory>
 #include <new>
+#include <vector>
 
 #include "../tensor.hpp"
 #include "conv_tile.hpp"
@@ -50,11 +54,13 @@ struct winograd_args {
     const float* bias;    // [cout16 * 16]
     int cout16;
     bool relu;
-    int threads;
-    parallel_runner par = nullptr;  // null: serial
+    loop_runner loop;                // serial by default
     int chunk;                       // tiles per chunk (<= winograd_max_chunk)
-    float* scratch;                  // per thread: V [36][chunk][in_cpad], M [36][chunk][32], T [36][in_cpad]
-    std::size_t scratch_per_thread;  // floats
+    // Per slot: V [36][chunk][in_cpad], M [36][chunk][32], T [36][in_cpad], from
+    // scratch(spaces, slot, scratch_per_slot) (generic code, reached through the pointer).
+    float* (*scratch)(void* spaces, int slot, std::size_t floats);
+    void* spaces;
+    std::size_t scratch_per_slot;  // floats
 };
 
 // r = B^T d for one column of 6 (B^T of F(4x4, 3x3), points 0, 1, -1, 2, -2).
@@ -157,13 +163,8 @@ inline void winograd_output_tile(const winograd_args& a, int ty, int tx, int co,
     }
 }
 
-struct winograd_fn {
-    template <class Arch>
-    void operator()(Arch, const winograd_args& a) const;
-};
-
 template <class Arch>
-void winograd_fn::operator()(Arch, const winograd_args& a) const {
+void winograd(const winograd_args& a) {
     using B = xsimd::batch<float, Arch>;
     constexpr int L = int(B::size);
     constexpr int P = conv_tile_shape<Arch>::pixels, NB = conv_tile_shape<Arch>::blocks;
@@ -176,16 +177,17 @@ void winograd_fn::operator()(Arch, const winograd_args& a) const {
     // each such item transforms its chunk's input itself. (Results do not depend on the
     // split: every output is computed by the same operations in any item.)
     const int ngroups = (a.cout16 + NB - 1) / NB;
+    const int threads = a.loop.threads;
     int gsplit = 1;
-    if (a.threads > 1 && chunks < 2 * a.threads) {
-        gsplit = (2 * a.threads + chunks - 1) / chunks;
+    if (threads > 1 && chunks < 2 * threads) {
+        gsplit = (2 * threads + chunks - 1) / chunks;
         if (gsplit > ngroups) gsplit = ngroups;
     }
     alignas(64) static constexpr float zeros[winograd_group] = {};
-    parallel_for(a.par, a.threads, a.threads > 1, chunks * gsplit, 1, [&](int item, int tid) {
+    parallel_for(a.loop, threads > 1, chunks * gsplit, 1, [&](int item, int slot) {
         const int ch = item / gsplit, gi = item % gsplit;
         const int g_begin = gi * ngroups / gsplit * NB, g_end = (gi + 1) * ngroups / gsplit * NB;
-        float* V = a.scratch + std::size_t(tid) * a.scratch_per_thread;
+        float* V = a.scratch(a.spaces, slot, a.scratch_per_slot);
         float* M = V + std::size_t(36) * a.chunk * cpad;
         float* T = M + std::size_t(36) * a.chunk * winograd_group;
         const int t0 = ch * a.chunk, nt = tiles - t0 < a.chunk ? tiles - t0 : a.chunk;
@@ -225,27 +227,19 @@ void winograd_fn::operator()(Arch, const winograd_args& a) const {
     });
 }
 
-HANDGRAPH_KERNEL_DECLARE(winograd_fn, winograd_args)
-
 // U = G g G^T for every (output block, input channel), from the direct kernel's packed
 // weights [cout16][9][cin][16] into U [36][cout16][cin][16].
 struct winograd_weights_args {
     const float* packed;
     float* u;
     int cout16, cin;
-    int threads;
-    parallel_runner par = nullptr;
-};
-
-struct winograd_weights_fn {
-    template <class Arch>
-    void operator()(Arch, const winograd_weights_args& a) const;
+    loop_runner loop;  // serial by default
 };
 
 // In double, rounded once to float (a float transform cost the network 20% more error):
 // plain loops over the 16 lanes, which the compiler vectorises with the Arch TU's flags.
 template <class Arch>
-void winograd_weights_fn::operator()(Arch, const winograd_weights_args& a) const {
+void winograd_weights(const winograd_weights_args& a) {
     // G of F(4x4, 3x3), points 0, 1, -1, 2, -2.
     static constexpr double G[6][3] = {{1.0 / 4, 0, 0},
                                        {-1.0 / 6, -1.0 / 6, -1.0 / 6},
@@ -255,8 +249,8 @@ void winograd_weights_fn::operator()(Arch, const winograd_weights_args& a) const
                                        {0, 0, 1}};
     const int cin = a.cin, items = a.cout16 * cin;
     const std::ptrdiff_t xs = std::ptrdiff_t(a.cout16) * cin * 16;  // floats between U[xi] planes
-    [[maybe_unused]] const bool par = a.threads > 1 && items >= 256;
-    parallel_for(a.par, a.threads, par, items, 16, [&](int it, int) {
+    const bool par = a.loop.threads > 1 && items >= 256;
+    parallel_for(a.loop, par, items, 16, [&](int it, int) {
         const int cb = it / cin, ci = it % cin;
         const float* src = a.packed + (std::ptrdiff_t(cb) * 9 * cin + ci) * 16;
         float* dst = a.u + std::ptrdiff_t(it) * 16;
@@ -274,21 +268,13 @@ void winograd_weights_fn::operator()(Arch, const winograd_weights_args& a) const
     });
 }
 
-HANDGRAPH_KERNEL_DECLARE(winograd_weights_fn, winograd_weights_args)
-
-#define HANDGRAPH_WINOGRAD_INSTANTIATE(arch)                                 \
-    HANDGRAPH_KERNEL_INSTANTIATE_ONE(winograd_fn, winograd_args, arch)       \
-    HANDGRAPH_KERNEL_INSTANTIATE_ONE(winograd_weights_fn, winograd_weights_args, arch)
-
 }  // namespace detail
 
-// Winograd F(4x4, 3x3) weights of one 3x3 stride-1 pad-1 layer, and its runner. Move-only.
+// The Winograd F(4x4, 3x3) runner of one 3x3 stride-1 pad-1 layer. Holds no transformed
+// weights (see the top of this file): run() builds U from the direct kernel's packed weights
+// on every call.
 class winograd_f4x4_3x3 {
 public:
-    // For a layer of cout x cin 3x3 filters. Holds no transformed weights: run() transforms the
-    // direct kernel's packed weights [cout16][9][cin][16] (affine folded) of the layer's
-    // weights into a per-thread scratch on every call (about 0.1 ms for 128 -> 128, against
-    // 4x the direct weights' memory held for every layer; benchmarks/NOTES.md).
     static winograd_f4x4_3x3 prepare(int cout, int cin) {
         winograd_f4x4_3x3 w;
         w.cin_ = cin;
@@ -297,14 +283,12 @@ public:
     }
 
     bool ready() const { return cin_ > 0; }
-    // Whether Winograd beats the direct kernel for this output size: measured with
-    // benchmarks/kernel_bench on AVX-512, it does from one tile (4x4) on.
-    bool worth_it(int out_h, int out_w) const { return out_h >= 1 && out_w >= 1; }
 
     // Preconditions (conv2d::run checks them): in has cin channels and border >= 1, out has
     // in's size and cout channels, residual (optional) out's shape; `packed` and `bias` are
-    // the direct kernel's (as given to prepare; conv2d passes its own, which move with it).
-    void run(const float* packed, const float* bias, const feature_map& in, feature_map& out, bool relu, const feature_map* residual, const exec& ex) const {
+    // the direct kernel's [cout16][9][cin][16] (affine folded) and [cout16 * 16].
+    void run(const detail::kernel_table& k, const float* packed, const float* bias, const feature_map& in, feature_map& out, bool relu,
+             const feature_map* residual, const exec& ex) const {
         detail::winograd_args a;
         a.in = in.pixel(0, 0);
         a.in_row = std::ptrdiff_t(in.row_stride());
@@ -321,42 +305,28 @@ public:
         a.bias = bias;
         a.cout16 = cout16_;
         a.relu = relu;
-        a.threads = detail::thread_count(ex);
-        a.par = &detail::pool_run;
+        a.loop = ex.loop;
         const int tiles = ((out.height + 3) / 4) * ((out.width + 3) / 4);
         // Chunk size depends on the map only, so results do not depend on the thread count.
         a.chunk = tiles >= 16 * detail::winograd_max_chunk ? detail::winograd_max_chunk : detail::winograd_max_chunk / 2;
-        a.scratch_per_thread = std::size_t(36) * a.chunk * (std::size_t(in.cpad) + detail::winograd_group) +
-                               std::size_t(36) * in.cpad;
-        a.scratch_per_thread = (a.scratch_per_thread + 15) / 16 * 16;
-        const std::size_t ufloats = std::size_t(36) * cout16_ * cin_ * 16;
-        float* s = scratch(ufloats + a.scratch_per_thread * std::size_t(a.threads));
-        detail::winograd_weights_args wa{packed, s, cout16_, cin_, a.threads, &detail::pool_run};
-        detail::dispatch_call(detail::winograd_weights_fn{}, wa, ex);
-        a.weight = s;
-        a.scratch = s + ufloats;
-        detail::dispatch_call(detail::winograd_fn{}, a, ex);
+        a.scratch_per_slot = std::size_t(36) * a.chunk * (std::size_t(in.cpad) + detail::winograd_group) + std::size_t(36) * in.cpad;
+        a.scratch_per_slot = (a.scratch_per_slot + 15) / 16 * 16;
+        // The tiles go into each slot's scratch: the context's workspaces (or this call's).
+        const detail::call_spaces spaces(ex);
+        // U lives for this call only, among the activations (the pool places it where the
+        // layer's maps leave room; a separate buffer would add its 2.4 MB to the peak).
+        aligned_buffer ubuf(&spaces.get()[0]->blocks);
+        ubuf.resize_uninitialized(std::size_t(36) * cout16_ * cin_ * 16);  // written in full by winograd_weights
+        float* u = ubuf.data();
+        detail::winograd_weights_args wa{packed, u, cout16_, cin_, ex.loop};
+        k.winograd_weights(wa);
+        a.weight = u;
+        a.scratch = &handgraph::detail::slot_scratch;
+        a.spaces = spaces.opaque();
+        k.winograd(a);
     }
 
 private:
-    // Scratch of the calling thread (for all its loop's workers), kept between calls: fresh
-    // pages cost page faults on every call otherwise. Grows, never shrinks; not zeroed.
-    static float* scratch(std::size_t floats) {
-        struct holder {
-            std::unique_ptr<float, void (*)(float*)> p{nullptr, [](float* q) { std::free(q); }};
-            std::size_t n = 0;
-        };
-        thread_local holder h;
-        if (h.n < floats) {
-            h.p.reset();
-            h.n = 0;
-            float* q = static_cast<float*>(std::aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64));
-            if (!q) throw std::bad_alloc();
-            h.p.reset(q);
-            h.n = floats;
-        }
-        return h.p.get();
-    }
     int cin_ = 0, cout16_ = 0;
 };
 
