@@ -17,9 +17,9 @@
 
 #include "../../examples/cli.hpp"
 #include "handgraph/demo.hpp"
+#include "handgraph/handgraph.hpp"
 #include "handgraph/io.hpp"
 #include "handgraph/json.hpp"
-#include "handgraph/pipeline.hpp"
 
 namespace {
 
@@ -36,7 +36,7 @@ int run(int argc, char** argv) {
         if (a == "--weights") weights = args.value();
         else if (a == "--out") out_dir = args.value();
         else if (a == "--crop") crop_path = args.value();
-        else if (a == "--threads") threads = std::atoi(args.value().c_str());
+        else if (a == "--threads") threads = int(cli::parse_integer(a, args.value(), 1, handgraph::context::max_threads, cli::thread_count_in));
         else throw handgraph::error("unknown argument \"" + a + "\" (usage: compare_dump --weights W --out DIR [--threads N] [--crop FILE])");
     }
     if (weights.empty() || out_dir.empty() || threads < 1) throw handgraph::error("usage: compare_dump --weights W --out DIR [--threads N] [--crop FILE]");
@@ -47,24 +47,27 @@ int run(int argc, char** argv) {
     } else {
         std::ifstream f(crop_path, std::ios::binary);
         crop.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-        const std::size_t want = std::size_t(handgraph::input_size) * handgraph::input_size * 3;
+        const std::size_t want = std::size_t(handgraph::crop_size) * handgraph::crop_size * 3;
         if (crop.size() != want) throw handgraph::error(crop_path + ": " + std::to_string(crop.size()) + " bytes, a raw 256x256x3 BGR crop has " + std::to_string(want));
     }
     const handgraph::crop_params p = handgraph::demo_params();
     handgraph::model model = handgraph::model::load(weights);
-    handgraph::estimate_options opt;
-    opt.threads = threads;
-    opt.keep_heatmaps = true;
-    handgraph::hand_estimate e = model.estimate(crop.data(), &p, opt);
+    handgraph::context ctx(threads);
+    const handgraph::hand_trace t = model.trace(ctx, handgraph::image_view(crop.data(), handgraph::crop_size, handgraph::crop_size), p);
+    const handgraph::hand_estimate& e = t.estimate;
 
+    std::vector<std::int32_t> uv;
+    std::vector<float> pose, mesh;
+    for (const auto& q : e.uv_px) uv.insert(uv.end(), q.begin(), q.end());
+    for (const auto& q : e.pose_cm) pose.insert(pose.end(), q.begin(), q.end());
+    for (const auto& q : e.mesh_cm) mesh.insert(mesh.end(), q.begin(), q.end());
     std::string bin;
-    append(bin, e.heatmaps.data(), e.heatmaps.size());
-    append(bin, e.mesh_raw.data(), e.mesh_raw.size());
-    append(bin, e.depths.data(), e.depths.size());
-    std::vector<std::int32_t> uv(e.uv.begin(), e.uv.end());
+    append(bin, t.heatmaps.data(), t.heatmaps.size());
+    append(bin, t.mesh_nodes.data(), t.mesh_nodes.size());
+    append(bin, t.depths.data(), t.depths.size());
     append(bin, uv.data(), uv.size());
-    append(bin, e.pose_xyz.data(), e.pose_xyz.size());
-    append(bin, e.mesh_xyz.data(), e.mesh_xyz.size());
+    append(bin, pose.data(), pose.size());
+    append(bin, mesh.data(), mesh.size());
     handgraph::write_file_atomic(out_dir + "/handgraph_t" + std::to_string(threads) + ".bin", bin);
     handgraph::write_file_atomic(out_dir + "/crop.bgr", std::string(crop.begin(), crop.end()));
 
@@ -75,10 +78,10 @@ int run(int argc, char** argv) {
         return s + "]";
     };
     std::string params = "{\"cam\": " + arr(p.cam.data(), 4) + ", \"bbox\": " + arr(p.bbox.data(), 4) + ", \"root\": " + arr(p.root_cm.data(), 3) +
-                         ", \"scale\": " + arr(&p.scale_cm, 1) + ", \"sizes\": {\"heatmaps\": " + std::to_string(e.heatmaps.size()) +
-                         ", \"mesh_raw\": " + std::to_string(e.mesh_raw.size()) + ", \"depths\": " + std::to_string(e.depths.size()) +
-                         ", \"uv\": " + std::to_string(uv.size()) + ", \"pose_xyz\": " + std::to_string(e.pose_xyz.size()) +
-                         ", \"mesh_xyz\": " + std::to_string(e.mesh_xyz.size()) + "}}\n";
+                         ", \"scale\": " + arr(&p.scale_cm, 1) + ", \"sizes\": {\"heatmaps\": " + std::to_string(t.heatmaps.size()) +
+                         ", \"mesh_raw\": " + std::to_string(t.mesh_nodes.size()) + ", \"depths\": " + std::to_string(t.depths.size()) +
+                         ", \"uv\": " + std::to_string(uv.size()) + ", \"pose_xyz\": " + std::to_string(pose.size()) +
+                         ", \"mesh_xyz\": " + std::to_string(mesh.size()) + "}}\n";
     handgraph::write_file_atomic(out_dir + "/params.json", params);
     return 0;
 }
