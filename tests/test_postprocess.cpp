@@ -11,10 +11,19 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "handgraph/pipeline.hpp"
+#include "test_support.hpp"
 
 namespace {
 
@@ -177,4 +186,82 @@ TEST_CASE("heat-map argmax equals the first maximum of the definition, up to nea
     // double: the first maximum is then the only right answer.
     CHECK(ties[std::size_t(kind::exact_ties)] == 0);
     CHECK(all_ties * 20 <= all);  // at most 5% of maps, as test_pipeline allows
+}
+
+// ---- uvd-to-xyz (spec section 4): pipeline.hpp computes it in double and says why. The
+// products and sums partly cancel (u * w + x - u0, with x and u0 often hundreds of pixels),
+// so in float the result can be many ulps from the exact value; in double it is the float
+// nearest to it (within 1 ulp). Checked against long double on random crops, and the same
+// formula evaluated in float (written here) must fail that check often, or this test could
+// not tell the two apart. Also the comment that states it must stay.
+namespace {
+
+handgraph::point3f exact_xyz(float un, float vn, float d, const handgraph::crop_params& p) {
+    using L = long double;
+    const L u = L(un) * p.bbox[2] + p.bbox[0], v = L(vn) * p.bbox[3] + p.bbox[1], z = L(d) * p.scale_cm + p.root_cm[2];
+    return {float((u - p.cam[2]) / p.cam[0] * z), float((v - p.cam[3]) / p.cam[1] * z), float(z)};
+}
+
+handgraph::point3f float_xyz(float un, float vn, float d, const handgraph::crop_params& p) {
+    const float u = un * p.bbox[2] + p.bbox[0], v = vn * p.bbox[3] + p.bbox[1], z = d * p.scale_cm + p.root_cm[2];
+    return {(u - p.cam[2]) / p.cam[0] * z, (v - p.cam[3]) / p.cam[1] * z, z};
+}
+
+// Distance in ulps between two finite floats.
+long ulps(float a, float b) {
+    auto key = [](float f) {
+        std::int32_t i;
+        std::memcpy(&i, &f, 4);
+        return i < 0 ? std::int64_t(std::numeric_limits<std::int32_t>::min()) - i : std::int64_t(i);
+    };
+    return long(std::llabs(key(a) - key(b)));
+}
+
+}  // namespace
+
+TEST_CASE("uvd-to-xyz is within 1 ulp of exact arithmetic (double inside); float arithmetic is not") {
+    std::mt19937 rng(2026);
+    auto uni = [&](float lo, float hi) { return std::uniform_real_distribution<float>(lo, hi)(rng); };
+    int cases = 0, float_off = 0;
+    long worst_ours = 0, worst_float = 0;
+    for (int it = 0; it < 20000; ++it) {
+        handgraph::crop_params p;
+        p.cam = {uni(300, 2000), uni(300, 2000), uni(0, 1920), uni(0, 1080)};
+        // boxes around the principal point (where the subtraction cancels) and elsewhere
+        const float bw = uni(40, 600), bh = uni(40, 600);
+        p.bbox = {p.cam[2] - uni(0, 1) * bw + uni(-20, 20), p.cam[3] - uni(0, 1) * bh + uni(-20, 20), bw, bh};
+        if (it % 3 == 0) p.bbox[0] = uni(-500, 2500), p.bbox[1] = uni(-500, 1500);
+        p.root_cm = {uni(-30, 30), uni(-30, 30), uni(20, 200)};
+        p.scale_cm = uni(0.5f, 10);
+        const float un = float(int(uni(0, 256))) / 256.0f, vn = float(int(uni(0, 256))) / 256.0f, d = uni(-3, 3);
+        const handgraph::point3f ours = handgraph::detail::uvd_to_xyz(un, vn, d, p), exact = exact_xyz(un, vn, d, p),
+                                 fl = float_xyz(un, vn, d, p);
+        bool off = false;
+        for (int k = 0; k < 3; ++k) {
+            worst_ours = std::max(worst_ours, ulps(ours[std::size_t(k)], exact[std::size_t(k)]));
+            const long f = ulps(fl[std::size_t(k)], exact[std::size_t(k)]);
+            worst_float = std::max(worst_float, f);
+            off = off || f > 1;
+        }
+        float_off += off;
+        ++cases;
+    }
+    MESSAGE("uvd-to-xyz over " << cases << " random crops: worst " << worst_ours << " ulp (double inside); float arithmetic: worst "
+                               << worst_float << " ulp, more than 1 ulp off in " << float_off << " crops");
+    CHECK(worst_ours <= 1);
+    CHECK(float_off * 10 >= cases);  // float arithmetic is > 1 ulp off in at least 10% of the crops
+    CHECK(worst_float >= 100);
+}
+
+TEST_CASE("the comment that says why uvd-to-xyz runs in double is still there") {
+    const std::filesystem::path src = handgraph_test::source_dir() / "include" / "handgraph" / "pipeline.hpp";
+    std::ifstream in(src);
+    REQUIRE_MESSAGE(in, "cannot read " << src);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::size_t fn = text.find("inline point3f uvd_to_xyz(");
+    REQUIRE(fn != std::string::npos);
+    const std::string before = text.substr(fn > 1200 ? fn - 1200 : 0, fn > 1200 ? 1200 : fn);
+    CHECK(before.find("Computed in double") != std::string::npos);
+    CHECK(before.find("tests/test_postprocess.cpp") != std::string::npos);
+    CHECK(text.find("const double u = double(un)", fn) != std::string::npos);
 }

@@ -95,9 +95,10 @@ inline int upsampled_argmax(const feature_map& hm, int joint) {
 // Normalised (u, v, depth) to camera space in cm (spec section 4):
 //   x_img = u * w + x, y_img = v * h + y, z = depth * scale + root_z,
 //   X = (x_img - u0) / fx * z, Y = (y_img - v0) / fy * z.
-// Computed in double: the products and sums partly cancel (u * w + x - u0), and float
-// arithmetic here would add more error than the whole network carries
-// (tests/test_postprocess.cpp measures both against exact arithmetic).
+// Computed in double: the products and sums partly cancel (u * w + x - u0, with x and u0
+// hundreds of pixels), so in float the result is more than 1 ulp from the exact value on
+// 64% of random crops, by up to 1.5e5 ulps near the principal point; in double it is the
+// float nearest the exact value (0 ulps off in 20000 crops; tests/test_postprocess.cpp).
 inline point3f uvd_to_xyz(float un, float vn, float d, const crop_params& p) {
     const double u = double(un) * p.bbox[2] + p.bbox[0];
     const double v = double(vn) * p.bbox[3] + p.bbox[1];
