@@ -8,15 +8,11 @@
 // from the header (stbi_info) before anything is decoded. JPEG decoding is stb's, which
 // differs from libjpeg by a few grey levels at most (spec section 5).
 //
-// resize_linear() reproduces cv2.resize(INTER_LINEAR) on 8-bit images bit for bit
-// (checked against OpenCV 4.6): 11-bit fixed-point weights, horizontal pass in
-// integers, vertical pass `(((c0*(S0>>4))>>16) + ((c1*(S1>>4))>>16) + 2) >> 2`.
-// Horizontally, taps outside the image are clamped with their weight (s<0: s=0, a=0;
-// s>=n-1: s=n-1, a=0); vertically only the row index is clamped and the weights stay
-// as computed, so the first and last rows of an upscale mix a row with itself, which
-// rounds differently from weight 1 (this is what makes them exact).
+// resize_linear() and crop_and_resize() reproduce cv2.resize(INTER_LINEAR) on 8-bit images
+// bit for bit (checked against OpenCV 4.6): crop.hpp's crop_resize_bgr, which the
+// inference API uses too.
 //
-// Depends on error.hpp, io.hpp (the atomic writer) and the stb_image / stb_image_write
+// Depends on error.hpp, handgraph.hpp (image_view), crop.hpp (the resize), io.hpp (the atomic writer) and the stb_image / stb_image_write
 // declarations (the implementation is compiled elsewhere, e.g. tools/runtime/stb_impl.cpp).
 #pragma once
 #include <stb_image.h>
@@ -31,7 +27,9 @@
 #include <string>
 #include <vector>
 
+#include "crop.hpp"
 #include "error.hpp"
+#include "handgraph.hpp"
 #include "io.hpp"
 
 namespace handgraph {
@@ -88,47 +86,6 @@ inline std::vector<unsigned char> image_file_bytes(const std::filesystem::path& 
     std::fclose(f);
     if (failed) throw error("image '" + path.string() + "': read failed");
     return bytes;
-}
-
-// One axis of cv2.resize's bilinear taps: source indices and 11-bit weights.
-struct linear_taps {
-    std::vector<int> i0, i1;
-    std::vector<int> c0, c1;
-};
-
-inline int resize_coef(float v) {
-    long r = std::lrint(v * 2048.0f);  // OpenCV's saturate_cast<short>(float): round half to even
-    return int(std::clamp<long>(r, std::numeric_limits<short>::min(), std::numeric_limits<short>::max()));
-}
-
-// clamp_weights: the horizontal rule (a tap outside the image gets weight 0); without it
-// only the indices are clamped (the vertical rule).
-inline linear_taps make_linear_taps(int src, int dst, bool clamp_weights) {
-    linear_taps t;
-    t.i0.resize(dst);
-    t.i1.resize(dst);
-    t.c0.resize(dst);
-    t.c1.resize(dst);
-    double scale = 1.0 / (double(dst) / double(src));
-    for (int d = 0; d < dst; ++d) {
-        float f = float((d + 0.5) * scale - 0.5);
-        int s = int(std::floor(f));
-        f -= float(s);
-        int s0 = s, s1 = s + 1;
-        if (clamp_weights) {
-            if (s < 0) { s0 = 0; f = 0.f; }
-            if (s0 >= src - 1) { s0 = src - 1; f = 0.f; }
-            s1 = std::min(s0 + 1, src - 1);
-        } else {
-            s0 = std::clamp(s0, 0, src - 1);
-            s1 = std::clamp(s1, 0, src - 1);
-        }
-        t.i0[d] = s0;
-        t.i1[d] = s1;
-        t.c0[d] = resize_coef(1.0f - f);
-        t.c1[d] = resize_coef(f);
-    }
-    return t;
 }
 
 // stb_image 2.27 (Debian 12) trusts a JPEG Huffman table's 16 code-length counts: a
@@ -325,48 +282,29 @@ inline image crop_zero_padded(const image& src, int x, int y, int w, int h) {
     return out;
 }
 
-// cv2.resize(src, (width, height)) with the default INTER_LINEAR, bit-exact.
+// The image as a view (no copy): for the inference API and crop.hpp.
+inline image_view view_of(const image& img) { return image_view(img.pixels.data(), img.width, img.height, pixel_format::bgr); }
+
+// cv2.resize(src, (width, height)) with the default INTER_LINEAR, bit-exact (crop.hpp).
 inline image resize_linear(const image& src, int width, int height) {
     if (src.empty()) throw error("resize: empty source image");
     if (width <= 0 || height <= 0 || std::int64_t(width) * std::int64_t(height) > (std::int64_t(1) << 28))
         throw error("resize: invalid size " + std::to_string(width) + "x" + std::to_string(height));
-    auto tx = detail::make_linear_taps(src.width, width, true);
-    auto ty = detail::make_linear_taps(src.height, height, false);
-    // Horizontal pass for the source rows that are used, as 32-bit integers.
-    std::vector<int> used(std::size_t(src.height), -1);
-    int rows = 0;
-    for (int d = 0; d < height; ++d)
-        for (int s : {ty.i0[d], ty.i1[d]})
-            if (used[s] < 0) used[s] = rows++;
-    std::size_t stride = std::size_t(width) * 3;
-    std::vector<int> hbuf(std::size_t(rows) * stride);
-    for (int s = 0; s < src.height; ++s) {
-        if (used[s] < 0) continue;
-        const std::uint8_t* in = src.row(s);
-        int* o = hbuf.data() + std::size_t(used[s]) * stride;
-        for (int d = 0; d < width; ++d) {
-            const std::uint8_t* p0 = in + std::size_t(tx.i0[d]) * 3;
-            const std::uint8_t* p1 = in + std::size_t(tx.i1[d]) * 3;
-            for (int c = 0; c < 3; ++c) o[d * 3 + c] = p0[c] * tx.c0[d] + p1[c] * tx.c1[d];
-        }
-    }
     image out(width, height);
-    for (int d = 0; d < height; ++d) {
-        const int* s0 = hbuf.data() + std::size_t(used[ty.i0[d]]) * stride;
-        const int* s1 = hbuf.data() + std::size_t(used[ty.i1[d]]) * stride;
-        int b0 = ty.c0[d], b1 = ty.c1[d];
-        std::uint8_t* o = out.row(d);
-        for (std::size_t k = 0; k < stride; ++k) {
-            int v = (((b0 * (s0[k] >> 4)) >> 16) + ((b1 * (s1[k] >> 4)) >> 16) + 2) >> 2;
-            o[k] = std::uint8_t(std::clamp(v, 0, 255));
-        }
-    }
+    crop_resize_bgr(view_of(src), 0, 0, src.width, src.height, width, height, out.pixels.data());
     return out;
 }
 
 // The release's crop: the box with zero padding, resized to width x height (256 x 256).
 inline image crop_and_resize(const image& src, int x, int y, int w, int h, int width = 256, int height = 256) {
-    return resize_linear(crop_zero_padded(src, x, y, w, h), width, height);
+    if (src.empty()) throw error("resize: empty source image");
+    if (w <= 0 || h <= 0 || std::int64_t(w) * std::int64_t(h) > (std::int64_t(1) << 28))
+        throw error("crop: invalid box size " + std::to_string(w) + "x" + std::to_string(h));
+    if (width <= 0 || height <= 0 || std::int64_t(width) * std::int64_t(height) > (std::int64_t(1) << 28))
+        throw error("resize: invalid size " + std::to_string(width) + "x" + std::to_string(height));
+    image out(width, height);
+    crop_resize_bgr(view_of(src), x, y, w, h, width, height, out.pixels.data());
+    return out;
 }
 
 }  // namespace handgraph
