@@ -139,6 +139,58 @@ struct stage_times {
     double net_hm_ms = 0, feat_mesh_ms = 0, mesh_pose_ms = 0, post_ms = 0;
 };
 
+// ---- A hand in any image (a photo, a video frame): the crop, the camera and the root
+// joint are worked out when they are not given.
+
+enum class hand_side { right, left };
+// Where a hand's crop box came from: given (a hand box), the whole image (a 256 x 256 image
+// used as it is), a crop of a larger frame (the image is the crop, cut at crop_box), or
+// detected (the hand finder).
+enum class box_source { given, whole_image, frame_crop, detected };
+// How the root joint was found: given, or solved (root.hpp): in closed form, or by one of
+// its two documented fallbacks when the closed form has no usable root.
+enum class root_method { given, closed_form, closest_approach, box_size };
+
+struct photo_options {
+    // The hand's box in the image (x, y, w, h, pixels). The crop is the square centred on it
+    // of side max(w, h) x margin (rounded to whole pixels), zero-padded where it leaves the
+    // image, resized to 256 x 256. Without it (and without crop_box) the image must be 256 x 256
+    // and is the crop.
+    std::optional<std::array<float, 4>> hand_box;
+    float margin = 1.0f;
+    // Or: the 256 x 256 image is itself a crop, cut from a larger frame at this box (the
+    // evaluation protocols' bbox); `camera` is then that frame's camera and must be given.
+    std::optional<std::array<float, 4>> crop_box;
+    // fx, fy, u0, v0 in pixels. Without it: assumed, fx = fy = max(W, H) and the principal
+    // point at the image's centre ((W - 1) / 2, (H - 1) / 2 in pixel-index coordinates).
+    std::optional<std::array<float, 4>> camera;
+    // The hand's scale: the length of the middle finger's first bone (joints 9 to 10), cm.
+    // 5 cm by default (the real-world test set's value).
+    float scale_cm = 5.0f;
+    // The root joint (wrist) in camera space, cm, when known (the evaluation protocols);
+    // otherwise solved from the 2D joints, the relative depths and the scale (root.hpp).
+    std::optional<std::array<float, 3>> root_cm;
+    // A left hand: its crop is mirrored for the network (trained on right hands) and every
+    // output mirrored back into the image's frame.
+    hand_side side = hand_side::right;
+    bool exact = false;  // estimate_options::exact
+};
+
+struct hand_result {
+    hand_side side = hand_side::right;
+    box_source box_from = box_source::given;
+    std::array<float, 4> box{};  // the crop box in image pixels (x, y, w, h): square unless crop_box gave it
+    // In camera space (cm): estimate.pose_cm, estimate.mesh_cm (metric is true); the 2D joints
+    // in crop pixels (estimate.uv_px) and in image pixels (uv_image), in the image's frame
+    // (mirrored back for a left hand).
+    hand_estimate estimate;
+    std::array<std::array<float, 2>, num_joints> uv_image{};
+    std::array<float, 4> camera{};  // fx, fy, u0, v0 used
+    bool camera_assumed = false;
+    float scale_cm = 5.0f;
+    root_method root = root_method::given;
+};
+
 namespace detail {
 class context_state;
 class hand_model;
@@ -203,12 +255,20 @@ public:
     // otherwise one after the other on all threads. Results do not depend on either.
     std::vector<hand_estimate> estimate_batch(context& ctx, const std::vector<image_view>& crops,
                                               const std::vector<crop_params>& params = {}, const estimate_options& options = {}) const;
+    // A hand in an image of any size (within the pixel budget of whoever decoded it): see
+    // photo_options. Refused (handgraph::error): a hand box without area or wholly outside
+    // the image, both hand_box and crop_box, a camera with a focal length that is not
+    // positive, a scale or margin that is not positive, an image that is not 256 x 256
+    // without a hand box.
+    hand_result estimate_hand(context& ctx, const image_view& image, const photo_options& options = {}) const;
     // estimate() and the intermediate arrays (heat-maps, encodings, features, raw outputs).
     hand_trace trace(context& ctx, const image_view& crop, const std::optional<crop_params>& params = std::nullopt,
                      const estimate_options& options = {}) const;
 
-    // The mesh's triangles (m x 3 indices into the 954 vertices; 1892 for the release's template).
-    const std::vector<std::int32_t>& faces() const;
+    // The mesh's triangles (m x 3 indices into the 954 vertices; 1892 for the release's
+    // template), wound so that normals point outward; for a left hand (a mirrored mesh) each
+    // triangle's order is reversed to keep them outward.
+    const std::vector<std::int32_t>& faces(hand_side side = hand_side::right) const;
     // The weight file's path, or a description of the random weights.
     const std::string& source() const;
     // The instruction set the kernels run with ("avx512bw", "fma3+avx2", "sse2", ...).
@@ -225,6 +285,35 @@ private:
 
 // Names of the kernels' instruction sets compiled in that this CPU runs, best first.
 std::vector<std::string> available_kernels();
+
+// The root joint of an estimate solved from its 2D joints and relative depths (root.hpp),
+// for a crop cut at bbox from a frame with camera `cam` and a hand of scale_cm: the
+// crop_params that give it (root_cm filled in), and how it was found in *method.
+crop_params solve_root(const hand_estimate& e, const std::array<float, 4>& cam, const std::array<float, 4>& bbox, float scale_cm,
+                       root_method* method = nullptr);
+// Fills e.pose_cm and e.mesh_cm from e.pose_uvd and e.mesh_uvd with p (spec section 4's
+// uvd-to-xyz, as estimate() does) and sets e.metric.
+void to_camera_space(hand_estimate& e, const crop_params& p);
+
+inline const char* to_string(hand_side s) { return s == hand_side::left ? "left" : "right"; }
+inline const char* to_string(box_source b) {
+    switch (b) {
+        case box_source::given: return "given";
+        case box_source::whole_image: return "whole image";
+        case box_source::frame_crop: return "frame crop";
+        case box_source::detected: return "detected";
+    }
+    return "?";
+}
+inline const char* to_string(root_method m) {
+    switch (m) {
+        case root_method::given: return "given";
+        case root_method::closed_form: return "estimated";
+        case root_method::closest_approach: return "estimated (fallback: no real root, closest approach)";
+        case root_method::box_size: return "estimated (fallback: depth from the crop's size)";
+    }
+    return "?";
+}
 
 }  // namespace handgraph
 

@@ -114,12 +114,31 @@ hand_trace model::trace(context& ctx, const image_view& crop, const std::optiona
     return tr;
 }
 
-const std::vector<std::int32_t>& model::faces() const { return live_model(impl_).faces(); }
+hand_result model::estimate_hand(context& ctx, const image_view& image, const photo_options& options) const {
+    const detail::hand_model& m = live_model(impl_);
+    detail::context_state& st = ctx.state();
+    std::lock_guard<std::mutex> lock(st.call_mutex());
+    hand_result r;
+    m.estimate_hand(st.exec(options.exact), image, options, r, &ctx.impl_->last);
+    return r;
+}
+
+const std::vector<std::int32_t>& model::faces(hand_side side) const { return live_model(impl_).faces(side); }
 const std::string& model::source() const { return live_model(impl_).source(); }
 const char* model::kernels() const { return live_model(impl_).kernels_name(); }
 std::size_t model::weight_bytes() const { return live_model(impl_).weight_bytes(); }
 const detail::hand_model& model::impl() const { return live_model(impl_); }
 
 std::vector<std::string> available_kernels() { return kernels::available_arch_names(); }
+
+crop_params solve_root(const hand_estimate& e, const std::array<float, 4>& cam, const std::array<float, 4>& bbox, float scale_cm, root_method* method) {
+    crop_params p;
+    p.cam = cam;
+    p.bbox = bbox;
+    p.scale_cm = scale_cm;
+    return detail::solve_root_params(e, p, method);
+}
+
+void to_camera_space(hand_estimate& e, const crop_params& p) { detail::fill_camera_space(e, p); }
 
 }  // namespace handgraph

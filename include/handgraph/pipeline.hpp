@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -19,11 +20,13 @@
 #include <vector>
 
 #include "context.hpp"
+#include "crop.hpp"
 #include "error.hpp"
 #include "graph.hpp"
 #include "handgraph.hpp"
 #include "model.hpp"
 #include "obj.hpp"
+#include "root.hpp"
 #include "weights.hpp"
 
 namespace handgraph {
@@ -99,8 +102,15 @@ inline int upsampled_argmax(const feature_map& hm, int joint) {
 // hundreds of pixels), so in float the result is more than 1 ulp from the exact value on
 // 64% of random crops, by up to 1.5e5 ulps near the principal point; in double it is the
 // float nearest the exact value (0 ulps off in 20000 crops; tests/test_postprocess.cpp).
-inline point3f uvd_to_xyz(float un, float vn, float d, const crop_params& p) {
-    const double u = double(un) * p.bbox[2] + p.bbox[0];
+// `mirrored`: un is a column of the mirrored crop (a left hand): u_n becomes 255/256 - u_n,
+// in double, so a mirrored image gives exactly mirrored coordinates.
+inline double crop_u_to_image(float un, const crop_params& p, bool mirrored) {
+    const double u = mirrored ? double(input_size - 1) / double(input_size) - double(un) : double(un);
+    return u * p.bbox[2] + p.bbox[0];
+}
+
+inline point3f uvd_to_xyz(float un, float vn, float d, const crop_params& p, bool mirrored = false) {
+    const double u = crop_u_to_image(un, p, mirrored);
     const double v = double(vn) * p.bbox[3] + p.bbox[1];
     const double z = double(d) * p.scale_cm + p.root_cm[2];
     return {float((u - p.cam[2]) / p.cam[0] * z), float((v - p.cam[3]) / p.cam[1] * z), float(z)};
@@ -127,6 +137,62 @@ inline void crop_to_input(const image_view& crop, feature_map& input) {
             for (int c = 0; c < 3; ++c) d[c] = float(px[ch[c]]) / 255.0f - 0.5f;
         }
     }
+}
+
+// The uvd-to-xyz of every joint and vertex with p (the root joint is p.root_cm).
+// `mirrored`: e's normalised outputs are still those of the mirrored crop (a left hand).
+inline void fill_camera_space(hand_estimate& e, const crop_params& p, bool mirrored = false) {
+    e.metric = true;
+    e.pose_cm[0] = p.root_cm;
+    for (int j = 1; j < num_joints; ++j) {
+        const point3f& q = e.pose_uvd[std::size_t(j)];
+        e.pose_cm[std::size_t(j)] = uvd_to_xyz(q[0], q[1], q[2], p, mirrored);
+    }
+    for (std::size_t v = 0; v < e.mesh_uvd.size(); ++v) {
+        const point3f& q = e.mesh_uvd[v];
+        e.mesh_cm[v] = uvd_to_xyz(q[0], q[1], q[2], p, mirrored);
+    }
+}
+
+// The root solved for an estimate whose crop was cut at p.bbox with camera p.cam, scale
+// p.scale_cm: p with root_cm filled in.
+inline crop_params solve_root_params(const hand_estimate& e, crop_params p, root_method* method, bool mirrored = false) {
+    std::array<std::array<double, 2>, num_joints> uv{};
+    std::array<double, num_joints> depth{};
+    for (int j = 0; j < num_joints; ++j) {
+        const point3f& q = e.pose_uvd[std::size_t(j)];
+        uv[std::size_t(j)] = {crop_u_to_image(q[0], p, mirrored), double(q[1]) * p.bbox[3] + p.bbox[1]};
+        depth[std::size_t(j)] = j == 0 ? 0.0 : double(q[2]);
+    }
+    const root_solution r = solve_root(uv, depth, {p.cam[0], p.cam[1], p.cam[2], p.cam[3]}, p.scale_cm, std::max(p.bbox[2], p.bbox[3]));
+    p.root_cm = {float(r.root_cm[0]), float(r.root_cm[1]), float(r.root_cm[2])};
+    if (method) *method = r.method;
+    return p;
+}
+
+// A left hand: the network saw the crop mirrored (column i became 255 - i); its outputs
+// mirrored back into the crop's own frame, in the pixel-index convention of uvd-to-xyz
+// (u_img = u * w / 256 + x): column u -> 255 - u, normalised u_n -> 255/256 - u_n.
+inline void unmirror(hand_estimate& e) {
+    constexpr float last = float(input_size - 1) / float(input_size);
+    for (int j = 0; j < num_joints; ++j) {
+        e.uv_px[std::size_t(j)][0] = input_size - 1 - e.uv_px[std::size_t(j)][0];
+        e.pose_uvd[std::size_t(j)][0] = last - e.pose_uvd[std::size_t(j)][0];
+    }
+    for (auto& v : e.mesh_uvd) v[0] = last - v[0];
+}
+
+inline std::string box_text(const std::array<float, 4>& b) {
+    auto n = [](float v) {
+        char t[32];
+        std::snprintf(t, sizeof t, "%g", double(v));
+        return std::string(t);
+    };
+    return n(b[0]) + "," + n(b[1]) + "," + n(b[2]) + "," + n(b[3]);
+}
+
+inline void check_finite_positive(float v, const std::string& what) {
+    if (!std::isfinite(v) || !(v > 0)) throw error(what + " must be a positive number, got " + std::to_string(v));
 }
 
 class hand_model {
@@ -162,12 +228,14 @@ public:
         }
         mask_.assign(graph_.mask.begin(), graph_.mask.end());
         ops_.mask = mask_.data();
+        left_faces_ = graph_.faces;
+        for (std::size_t f = 0; f + 2 < left_faces_.size(); f += 3) std::swap(left_faces_[f + 1], left_faces_[f + 2]);
     }
     hand_model(const hand_model&) = delete;
     hand_model& operator=(const hand_model&) = delete;
 
     const hand_graph& graph() const { return graph_; }
-    const std::vector<std::int32_t>& faces() const { return graph_.faces; }
+    const std::vector<std::int32_t>& faces(hand_side side = hand_side::right) const { return side == hand_side::left ? left_faces_ : graph_.faces; }
     const std::string& source() const { return source_; }
     const char* kernels_name() const { return kernels_->name; }
     std::size_t weight_bytes() const { return arena_.used(); }
@@ -220,18 +288,10 @@ public:
             const float* n = &mesh[std::size_t(rev[v]) * 3];
             e.mesh_uvd[v] = {n[0], n[1], n[2]};
         }
-        e.metric = params != nullptr;
         if (params) {
-            e.pose_cm[0] = params->root_cm;
-            for (int j = 1; j < num_joints; ++j) {
-                const point3f& p = e.pose_uvd[std::size_t(j)];
-                e.pose_cm[std::size_t(j)] = uvd_to_xyz(p[0], p[1], p[2], *params);
-            }
-            for (std::size_t v = 0; v < rev.size(); ++v) {
-                const point3f& p = e.mesh_uvd[v];
-                e.mesh_cm[v] = uvd_to_xyz(p[0], p[1], p[2], *params);
-            }
+            fill_camera_space(e, *params);
         } else {
+            e.metric = false;
             e.pose_cm = {};
             e.mesh_cm = {};
         }
@@ -242,6 +302,94 @@ public:
         }
         auto t4 = clock::now();
         if (times) *times = {ms(t0, t1), ms(t1, t2), ms(t2, t3), ms(t3, t4)};
+    }
+
+    // A hand in an image (model::estimate_hand): crop, network, mirror, camera, root.
+    void estimate_hand(const kernels::exec& ex, const image_view& image, const photo_options& o, hand_result& r, stage_times* times) const {
+        image.check("image");
+        if (o.hand_box && o.crop_box) throw error("a hand box and a crop box (--hand-box and --bbox) do not go together: give one");
+        if (!std::isfinite(o.margin) || !(o.margin > 0)) throw error("margin must be a positive number, got " + std::to_string(o.margin));
+        check_finite_positive(o.scale_cm, "scale (cm)");
+        if (o.camera) {
+            const auto& c = *o.camera;
+            for (int k = 0; k < 4; ++k)
+                if (!std::isfinite(c[std::size_t(k)])) throw error("camera: values must be finite numbers");
+            if (!(c[0] > 0) || !(c[1] > 0))
+                throw error("camera: focal lengths must be positive, got fx " + std::to_string(c[0]) + ", fy " + std::to_string(c[1]));
+        }
+        if (o.root_cm)
+            for (float v : *o.root_cm)
+                if (!std::isfinite(v)) throw error("root: values must be finite numbers");
+        r = hand_result{};
+        r.side = o.side;
+        r.scale_cm = o.scale_cm;
+        const std::string size = std::to_string(image.width) + "x" + std::to_string(image.height);
+        std::vector<std::uint8_t> crop(std::size_t(input_size) * input_size * 3);
+        if (o.hand_box) {
+            const auto& b = *o.hand_box;
+            for (int k = 0; k < 4; ++k)
+                if (!std::isfinite(b[std::size_t(k)])) throw error("hand box: values must be finite numbers");
+            if (!(b[2] > 0) || !(b[3] > 0))
+                throw error("hand box " + box_text(b) + " has no area (width and height must be positive)");
+            // The square centred on the box, side max(w, h) x margin in whole pixels.
+            const double side = std::max(1.0, std::floor(double(std::max(b[2], b[3])) * o.margin + 0.5));
+            const double cx = double(b[0]) + double(b[2]) / 2, cy = double(b[1]) + double(b[3]) / 2;
+            const double x0 = std::floor(cx - side / 2 + 0.5), y0 = std::floor(cy - side / 2 + 0.5);
+            if (side > double(1 << 20) || std::fabs(x0) > double(1 << 30) || std::fabs(y0) > double(1 << 30))
+                throw error("hand box " + box_text(b) + " is too large or too far out");
+            if (x0 >= image.width || y0 >= image.height || x0 + side <= 0 || y0 + side <= 0)
+                throw error("hand box " + box_text(b) + " lies wholly outside the " + size + " image");
+            crop_resize_bgr(image, long(x0), long(y0), long(side), long(side), input_size, input_size, crop.data());
+            r.box = {float(x0), float(y0), float(side), float(side)};
+            r.box_from = box_source::given;
+        } else {
+            if (image.width != input_size || image.height != input_size)
+                throw error("the image is " + size + ": give the hand's box in it (a 256x256 image is used as the crop)");
+            crop_resize_bgr(image, 0, 0, input_size, input_size, input_size, input_size, crop.data());  // as BGR, packed
+            if (o.crop_box) {
+                const auto& b = *o.crop_box;
+                for (int k = 0; k < 4; ++k)
+                    if (!std::isfinite(b[std::size_t(k)])) throw error("crop box: values must be finite numbers");
+                if (!(b[2] > 0) || !(b[3] > 0)) throw error("crop box " + box_text(b) + " has no area (width and height must be positive)");
+                if (!o.camera) throw error("a crop box (--bbox) places the crop in a larger frame: give that frame's camera (--cam)");
+                r.box = b;
+                r.box_from = box_source::frame_crop;
+            } else {
+                r.box = {0, 0, float(input_size), float(input_size)};
+                r.box_from = box_source::whole_image;
+            }
+        }
+        if (o.side == hand_side::left)
+            for (int y = 0; y < input_size; ++y) {
+                std::uint8_t* row = crop.data() + std::size_t(y) * input_size * 3;
+                for (int x = 0; x < input_size / 2; ++x)
+                    for (int c = 0; c < 3; ++c) std::swap(row[std::size_t(x) * 3 + std::size_t(c)], row[std::size_t(input_size - 1 - x) * 3 + std::size_t(c)]);
+            }
+        estimate(ex, image_view(crop.data(), input_size, input_size), nullptr, r.estimate, nullptr, times);
+        const bool mirrored = o.side == hand_side::left;  // outputs mirrored back below, after the 3D
+        if (o.camera) {
+            r.camera = *o.camera;
+        } else {
+            const float f = float(std::max(image.width, image.height));
+            r.camera = {f, f, float(image.width - 1) / 2.0f, float(image.height - 1) / 2.0f};
+            r.camera_assumed = true;
+        }
+        crop_params p;
+        p.cam = r.camera;
+        p.bbox = r.box;
+        p.scale_cm = o.scale_cm;
+        if (o.root_cm) {
+            p.root_cm = *o.root_cm;
+            r.root = root_method::given;
+        } else {
+            p = solve_root_params(r.estimate, p, &r.root, mirrored);
+        }
+        fill_camera_space(r.estimate, p, mirrored);
+        for (int j = 0; j < num_joints; ++j) {
+            const point3f& q = r.estimate.pose_uvd[std::size_t(j)];
+            r.uv_image[std::size_t(j)] = {float(crop_u_to_image(q[0], p, mirrored)), float(double(q[1]) * p.bbox[3] + p.bbox[1])};
+        }
+        if (mirrored) unmirror(r.estimate);
     }
 
     // Several crops with the context `ctx` (see model::estimate_batch).
@@ -300,6 +448,7 @@ private:
     hand_graph graph_;
     std::vector<unsigned char> mask_;
     graph_operators ops_;
+    std::vector<std::int32_t> left_faces_;  // each triangle reversed: a mirrored mesh's outward faces
 };
 
 }  // namespace detail
