@@ -1,62 +1,94 @@
-// hand_demo: one 256x256 crop in, 2D joints, 3D joints and the hand mesh out.
+// hand_demo: a photo (or a crop) in, the hand's 2D joints, 3D joints and mesh out.
 //
-//   hand_demo --weights W --image IMG [--cam fx,fy,u0,v0 --bbox x,y,w,h --root x,y,z
-//             --scale s] --json OUT.json [--obj OUT.obj] [--threads N]
+//   hand_demo --image IMG [--hand-box x,y,w,h] [--margin m] [--cam fx,fy,u0,v0]
+//             [--scale s] [--root x,y,z] [--hand left|right] --json OUT.json
+//             [--obj OUT.obj] [--ply OUT.ply] [--overlay OUT.png] [--threads N]
+//   hand_demo --image CROP --bbox x,y,w,h --cam fx,fy,u0,v0 [--root x,y,z] [--scale s] ...
 //
 // Without --weights and --image it runs on the embedded default (a generated crop and a
 // deterministic random-weight model of the real shapes) and says so.
 #include <chrono>
 #include <cmath>
-#include <optional>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "cli.hpp"
 #include "handgraph/demo.hpp"
+#include "handgraph/eval/mesh_render.hpp"
+#include "handgraph/eval/render.hpp"
+#include "handgraph/handgraph.hpp"
 #include "handgraph/image.hpp"
 #include "handgraph/io.hpp"
-#include "handgraph/handgraph.hpp"
 #include "handgraph/json.hpp"
 
 namespace {
 
 const char* usage =
-    "usage: hand_demo [--weights W.safetensors] [--image CROP.png|.jpg]\n"
-    "                 [--cam fx,fy,u0,v0 --bbox x,y,w,h --root x,y,z --scale s]\n"
-    "                 [--json OUT.json] [--obj OUT.obj] [--threads N] [--template T.obj]\n"
+    "usage: hand_demo [--weights W.safetensors] [--image IMG.png|.jpg] [--hand-box x,y,w,h] [--margin m]\n"
+    "                 [--bbox x,y,w,h] [--cam fx,fy,u0,v0] [--scale s] [--root x,y,z] [--hand left|right]\n"
+    "                 [--json OUT.json] [--obj OUT.obj] [--ply OUT.ply] [--overlay OUT.png]\n"
+    "                 [--units cm|normalised] [--threads N] [--template T.obj]\n"
     "\n"
-    "Runs the hand shape and pose network (Ge et al., CVPR 2019) on one 256x256 crop.\n"
+    "Runs the hand shape and pose network (Ge et al., CVPR 2019) on one hand of an image.\n"
     "  --weights   weight file made by tools/convert_weights.py; without it a\n"
     "              deterministic random-weight model of the real shapes is used\n"
     "              (outputs meaningless, timings real)\n"
-    "  --image     the 256x256 crop (PNG/JPEG); without it a generated crop is used\n"
-    "  --cam, --bbox, --root, --scale\n"
-    "              camera intrinsics (pixels), the crop's box in the original image,\n"
-    "              the root joint (cm, camera space) and the hand scale (cm). All four\n"
-    "              together give metric outputs; without them the 3D outputs are\n"
-    "              normalised: (u/256, v/256, root-relative depth in units of scale)\n"
-    "  --json      write uv (21x2), pose_xyz (21x3), mesh_xyz (954x3) and timings\n"
-    "  --obj       write the mesh as Wavefront OBJ (954 vertices, 1892 faces)\n"
+    "  --image     the picture (PNG/JPEG, any size); without it a generated crop is used\n"
+    "  --hand-box  the hand's box in the image, pixels; the crop is the square centred on\n"
+    "              it of side max(w, h) x --margin (default 1), zero-padded where it leaves\n"
+    "              the image. Needed unless the image is 256x256 (then it is the crop)\n"
+    "  --bbox      instead: the 256x256 image is itself a crop, cut from a larger frame at\n"
+    "              this box (the evaluation protocols); --cam is then that frame's camera\n"
+    "  --cam       camera intrinsics in pixels; default: assumed, focal max(W, H), the\n"
+    "              principal point at the image's centre (said in the output)\n"
+    "  --scale     the hand's scale: the middle finger's first bone, cm (default 5)\n"
+    "  --root      the root joint (wrist) in camera space, cm; default: solved from the 2D\n"
+    "              joints, the relative depths and the scale (closed form)\n"
+    "  --hand      left or right (default right): a left hand is mirrored for the network\n"
+    "              and its outputs mirrored back\n"
+    "  --json      write the result (schema handgraph-hands/1: image, hands[...] with box,\n"
+    "              uv, uv_image, pose_xyz, mesh_xyz, camera, root, ...; README)\n"
+    "  --obj, --ply  write the mesh (954 vertices, 1892 faces)\n"
+    "  --overlay   write the image with the 2D skeleton and the shaded mesh drawn on it\n"
+    "  --units     cm (default: camera space) or normalised (u/256, v/256, depth relative\n"
+    "              to the root in units of scale: the network's own output)\n"
     "  --threads   threads for inference (default 1)\n"
     "  --template  template OBJ for the random-weight model (default: the release's\n"
     "              in ../shared/data/hand-graph-cnn, else a synthetic one)\n"
     "Values are comma-separated and may be negative: --root -3.2,11.0,42.4\n";
 
-// The crop as BGR bytes, loaded as cv2.imread(IMREAD_COLOR) does (image.hpp: grey is
-// replicated, alpha dropped, 16-bit samples keep their high byte; the pixel budget is
-// checked before decoding). The network takes exactly 256x256: anything else is refused.
-std::vector<unsigned char> load_crop(const std::string& path) {
-    handgraph::image img = handgraph::load_image(path);
-    if (img.width != handgraph::crop_size || img.height != handgraph::crop_size)
-        throw handgraph::error("image '" + path + "' is " + std::to_string(img.width) + "x" + std::to_string(img.height) +
-                               ", the network needs a 256x256 crop (crop and resize the hand first)");
-    return std::move(img.pixels);
+template <std::size_t N>
+std::vector<float> flat(const std::array<std::array<float, 3>, N>& points) {
+    std::vector<float> out;
+    out.reserve(N * 3);
+    for (const auto& p : points) out.insert(out.end(), p.begin(), p.end());
+    return out;
+}
+
+// The picture with the hand drawn on: the mesh, shaded and projected with the camera used,
+// then the 2D skeleton. For a frame crop (--bbox) the picture is the crop, so the mesh is
+// projected into the crop's box.
+handgraph::image overlay(const handgraph::image& img, const handgraph::hand_result& r, const handgraph::model& m) {
+    handgraph::image out = img;
+    const std::array<double, 4> cam{r.camera[0], r.camera[1], r.camera[2], r.camera[3]};
+    std::array<int, 4> box{0, 0, img.width, img.height};
+    if (r.box_from == handgraph::box_source::frame_crop)
+        box = {int(std::lround(r.box[0])), int(std::lround(r.box[1])), int(std::lround(r.box[2])), int(std::lround(r.box[3]))};
+    handgraph::render_mesh(out, flat(r.estimate.mesh_cm), m.faces(r.side), cam, box);
+    handgraph::uv21 uv{};
+    for (std::size_t j = 0; j < handgraph::pose_joint_count; ++j) {
+        if (r.box_from == handgraph::box_source::frame_crop) uv[j] = {double(r.estimate.uv_px[j][0]), double(r.estimate.uv_px[j][1])};
+        else uv[j] = {double(r.uv_image[j][0]), double(r.uv_image[j][1])};
+    }
+    handgraph::draw_skeleton(out, uv, std::max(2.0, double(std::max(img.width, img.height)) / 300.0));
+    return out;
 }
 
 int run(int argc, char** argv) {
-    std::string weights, image, json_out, obj_out, template_path;
-    std::string cam, bbox, root, scale;
+    std::string weights, image_path, json_out, obj_out, ply_out, overlay_out, template_path, units = "cm";
+    std::string cam, bbox, hand_box, root, scale, side = "right", margin;
     int threads = 1;
     for (cli::arguments args(argc, argv); args.next();) {
         const std::string& a = args.flag();
@@ -65,35 +97,75 @@ int run(int argc, char** argv) {
             return 0;
         }
         if (a == "--weights") weights = args.value();
-        else if (a == "--image") image = args.value();
+        else if (a == "--image") image_path = args.value();
         else if (a == "--json") json_out = args.value();
         else if (a == "--obj") obj_out = args.value();
+        else if (a == "--ply") ply_out = args.value();
+        else if (a == "--overlay") overlay_out = args.value();
         else if (a == "--template") template_path = args.value();
         else if (a == "--cam") cam = args.value();
         else if (a == "--bbox") bbox = args.value();
+        else if (a == "--hand-box") hand_box = args.value();
+        else if (a == "--margin") margin = args.value();
         else if (a == "--root") root = args.value();
         else if (a == "--scale") scale = args.value();
+        else if (a == "--hand") side = args.value();
+        else if (a == "--units") units = args.value();
         else if (a == "--threads") threads = int(cli::parse_integer(a, args.value(), 1, handgraph::context::max_threads, cli::thread_count_in));
         else throw args.unknown();
     }
-    int given = !cam.empty() + !bbox.empty() + !root.empty() + !scale.empty();
-    if (given != 0 && given != 4) throw handgraph::error("--cam, --bbox, --root and --scale go together (metric outputs need all four)");
-    handgraph::crop_params params;
-    if (given == 4) {
-        params.cam = cli::parse_floats<4>("--cam", cam);
-        params.bbox = cli::parse_floats<4>("--bbox", bbox);
-        params.root_cm = cli::parse_floats<3>("--root", root);
-        params.scale_cm = cli::parse_floats<1>("--scale", scale)[0];
-        if (params.cam[0] == 0 || params.cam[1] == 0) throw handgraph::error("--cam: focal lengths must not be zero");
-        if (!(params.bbox[2] > 0 && params.bbox[3] > 0)) throw handgraph::error("--bbox: width and height must be positive, got \"" + bbox + "\"");
+    // Every flag is checked before anything is read or written.
+    handgraph::photo_options opt;
+    if (side == "left") opt.side = handgraph::hand_side::left;
+    else if (side != "right") throw handgraph::error("--hand: \"" + side + "\" is not left or right");
+    if (units != "cm" && units != "normalised") throw handgraph::error("--units: \"" + units + "\" is not cm or normalised");
+    if (!cam.empty()) {
+        opt.camera = cli::parse_floats<4>("--cam", cam);
+        if (!((*opt.camera)[0] > 0) || !((*opt.camera)[1] > 0)) throw handgraph::error("--cam: focal lengths must be positive, got \"" + cam + "\"");
     }
+    if (!bbox.empty() && !hand_box.empty()) throw handgraph::error("--bbox and --hand-box do not go together: --bbox says the image is a crop of a larger frame, --hand-box where the hand is in the image");
+    if (!bbox.empty()) {
+        opt.crop_box = cli::parse_floats<4>("--bbox", bbox);
+        if (!((*opt.crop_box)[2] > 0 && (*opt.crop_box)[3] > 0)) throw handgraph::error("--bbox: width and height must be positive, got \"" + bbox + "\"");
+        if (!opt.camera) throw handgraph::error("--bbox places the crop in a larger frame: give that frame's camera with --cam");
+    }
+    if (!hand_box.empty()) {
+        opt.hand_box = cli::parse_floats<4>("--hand-box", hand_box);
+        if (!((*opt.hand_box)[2] > 0 && (*opt.hand_box)[3] > 0)) throw handgraph::error("--hand-box: width and height must be positive, got \"" + hand_box + "\"");
+    }
+    if (!margin.empty()) {
+        opt.margin = cli::parse_floats<1>("--margin", margin)[0];
+        if (!(opt.margin > 0) || opt.margin > 100) throw handgraph::error("--margin: \"" + margin + "\" is not a factor in (0, 100]");
+        if (hand_box.empty()) throw handgraph::error("--margin applies to --hand-box");
+    }
+    if (!scale.empty()) {
+        opt.scale_cm = cli::parse_floats<1>("--scale", scale)[0];
+        if (!(opt.scale_cm > 0)) throw handgraph::error("--scale: the hand's scale must be positive (cm), got \"" + scale + "\"");
+    }
+    if (!root.empty()) opt.root_cm = cli::parse_floats<3>("--root", root);
+    for (auto [flag, path] : {std::pair{"--json", &json_out}, std::pair{"--obj", &obj_out}, std::pair{"--ply", &ply_out},
+                              std::pair{"--overlay", &overlay_out}})
+        if (!path->empty()) cli::check_writable(flag, *path);
 
-    if (!json_out.empty()) cli::check_writable("--json", json_out);
-    if (!obj_out.empty()) cli::check_writable("--obj", obj_out);
-
-    // The crop before the model: a bad image is refused without loading the weights.
-    std::vector<unsigned char> crop = image.empty() ? handgraph::demo_crop() : load_crop(image);
-    const handgraph::image_view crop_view(crop.data(), handgraph::crop_size, handgraph::crop_size, handgraph::pixel_format::bgr);
+    // The image before the model: a bad image is refused without loading the weights.
+    handgraph::image img;
+    const bool demo_image = image_path.empty();
+    if (demo_image) {
+        img = handgraph::image(handgraph::crop_size, handgraph::crop_size);
+        img.pixels = handgraph::demo_crop();
+        if (!opt.hand_box && !opt.crop_box) {  // the embedded default: the demo crop's place in a frame
+            const handgraph::crop_params d = handgraph::demo_params();
+            opt.crop_box = d.bbox;
+            if (!opt.camera) opt.camera = d.cam;
+            if (!opt.root_cm && scale.empty()) opt.root_cm = d.root_cm;
+            if (scale.empty()) opt.scale_cm = d.scale_cm;
+        }
+    } else {
+        img = handgraph::load_image(image_path);
+    }
+    if (!opt.hand_box && (img.width != handgraph::crop_size || img.height != handgraph::crop_size))
+        throw handgraph::error("image '" + image_path + "' is " + std::to_string(img.width) + "x" + std::to_string(img.height) +
+                               ": give the hand's box in it with --hand-box x,y,w,h (a 256x256 image is used as the crop)");
 
     using clock = std::chrono::steady_clock;
     auto t0 = clock::now();
@@ -107,60 +179,92 @@ int run(int argc, char** argv) {
         model_desc = "random weights (seed 1), template: " + template_desc;
         return handgraph::random_model(1, t);
     }();
-    double load_ms = std::chrono::duration<double, std::milli>(clock::now() - t0).count();
-    bool demo_params = given == 0 && image.empty();
-    if (demo_params) params = handgraph::demo_params();
-    const bool metric = given == 4 || demo_params;
+    const double load_ms = std::chrono::duration<double, std::milli>(clock::now() - t0).count();
 
     handgraph::context ctx(threads);
     auto t1 = clock::now();
-    const handgraph::hand_estimate e = model.estimate(ctx, crop_view, metric ? std::optional<handgraph::crop_params>(params) : std::nullopt);
-    double run_ms = std::chrono::duration<double, std::milli>(clock::now() - t1).count();
+    const handgraph::hand_result r = model.estimate_hand(ctx, handgraph::view_of(img), opt);
+    const double run_ms = std::chrono::duration<double, std::milli>(clock::now() - t1).count();
     const handgraph::stage_times st = ctx.last_stage_times();
-    const auto& pose = metric ? e.pose_cm : e.pose_uvd;
-    const auto& mesh = metric ? e.mesh_cm : e.mesh_uvd;
+    const bool metric = units == "cm";
+    const auto& pose = metric ? r.estimate.pose_cm : r.estimate.pose_uvd;
+    const auto& mesh = metric ? r.estimate.mesh_cm : r.estimate.mesh_uvd;
     // Weights that are finite but damaged (or hostile) can still overflow inside the
     // network: refuse to write NaN/Inf as results.
-    for (const auto* v : {pose.data(), mesh.data()})
-        for (std::size_t i = 0; i < (v == pose.data() ? pose.size() : mesh.size()); ++i)
-            if (!std::isfinite(v[i][0]) || !std::isfinite(v[i][1]) || !std::isfinite(v[i][2]))
-                throw handgraph::error("the network's outputs are not finite (NaN or Inf in the 3D joints or mesh): " +
-                                       std::string(weights.empty() ? "random weights" : "are the weights in " + weights + " damaged?") +
-                                       " Nothing written.");
+    auto finite = [](const auto& pts) {
+        for (const auto& p : pts)
+            for (float v : p)
+                if (!std::isfinite(v)) return false;
+        return true;
+    };
+    if (!finite(pose) || !finite(mesh) || !finite(r.estimate.pose_cm) || !finite(r.estimate.mesh_cm))
+        throw handgraph::error("the network's outputs are not finite (NaN or Inf in the 3D joints or mesh): " +
+                               std::string(weights.empty() ? "random weights" : "are the weights in " + weights + " damaged?") + " Nothing written.");
 
+    const std::string image_desc = demo_image ? "generated demo crop" : image_path;
+    const std::string units_desc = metric ? "cm, camera space" : "normalised: u/256, v/256, depth relative to the root joint in units of scale";
+    char camera_line[160];
+    std::snprintf(camera_line, sizeof camera_line, "%.6g, %.6g, %.6g, %.6g (%s)", double(r.camera[0]), double(r.camera[1]), double(r.camera[2]),
+                  double(r.camera[3]), r.camera_assumed ? "assumed from the image size: pass --cam" : "given");
     std::cerr << "model:   " << model_desc << (weights.empty() ? "  [DEMO: not the released weights; outputs are meaningless]" : "") << "\n"
-              << "image:   " << (image.empty() ? "generated demo crop" : image) << "\n"
-              << "outputs: " << (metric ? "metric (cm, camera space)" : "normalised (u/256, v/256, root-relative depth / scale): pass --cam --bbox --root --scale for cm") << "\n"
+              << "image:   " << image_desc << " (" << img.width << "x" << img.height << "), " << handgraph::to_string(r.side) << " hand, box "
+              << r.box[0] << "," << r.box[1] << "," << r.box[2] << "," << r.box[3] << " (" << handgraph::to_string(r.box_from) << ")\n"
+              << "camera:  " << camera_line << "\n"
+              << "root:    " << handgraph::to_string(r.root) << ", scale " << r.scale_cm << " cm\n"
+              << "outputs: " << units_desc << "\n"
               << "kernels: " << model.kernels() << ", threads " << threads << "\n"
               << "time:    load " << load_ms << " ms, inference " << run_ms << " ms (net_hm " << st.net_hm_ms << ", feature+mesh " << st.feat_mesh_ms
               << ", pose " << st.mesh_pose_ms << ", post " << st.post_ms << ")\n";
-    if (json_out.empty() && obj_out.empty()) {
-        std::cerr << "(no --json/--obj given: printing 2D joints)\n";
-        for (int j = 0; j < handgraph::num_joints; ++j) std::cout << "joint " << j << ": u " << e.uv_px[std::size_t(j)][0] << " v " << e.uv_px[std::size_t(j)][1] << "\n";
+    if (json_out.empty() && obj_out.empty() && ply_out.empty() && overlay_out.empty()) {
+        std::cerr << "(no --json/--obj/--ply/--overlay given: printing 2D joints in image pixels)\n";
+        for (int j = 0; j < handgraph::num_joints; ++j)
+            std::cout << "joint " << j << ": u " << r.uv_image[std::size_t(j)][0] << " v " << r.uv_image[std::size_t(j)][1] << "\n";
     }
+    // All outputs are made in memory first, then written (each atomically).
+    std::vector<std::pair<std::string, std::string>> files;
     if (!json_out.empty()) {
         namespace js = handgraph::json;
+        const std::string root_desc = r.root == handgraph::root_method::given ? "given" : "estimated";
+        std::string hand = "    {\n";
+        hand += "      \"side\": " + js::quote(handgraph::to_string(r.side)) + ",\n";
+        hand += "      \"box\": [" + js::number(r.box[0]) + ", " + js::number(r.box[1]) + ", " + js::number(r.box[2]) + ", " + js::number(r.box[3]) + "],\n";
+        hand += "      \"box_source\": " + js::quote(handgraph::to_string(r.box_from)) + ",\n";
+        hand += "      \"uv\": " + js::matrix(r.estimate.uv_px) + ",\n";
+        hand += "      \"uv_image\": " + js::matrix(r.uv_image) + ",\n";
+        hand += "      \"pose_xyz\": " + js::matrix(pose) + ",\n";
+        hand += "      \"mesh_xyz\": " + js::matrix(mesh) + ",\n";
+        hand += "      \"units\": " + js::quote(metric ? "cm" : "normalised") + ",\n";
+        hand += "      \"root\": " + js::quote(root_desc) + ",\n";
+        hand += "      \"root_method\": " + js::quote(handgraph::to_string(r.root)) + ",\n";
+        hand += "      \"root_xyz\": [" + js::number(r.estimate.pose_cm[0][0]) + ", " + js::number(r.estimate.pose_cm[0][1]) + ", " +
+                js::number(r.estimate.pose_cm[0][2]) + "],\n";
+        hand += "      \"camera\": [" + js::number(r.camera[0]) + ", " + js::number(r.camera[1]) + ", " + js::number(r.camera[2]) + ", " +
+                js::number(r.camera[3]) + "],\n";
+        hand += "      \"camera_source\": " + js::quote(r.camera_assumed ? "assumed" : "given") + ",\n";
+        hand += "      \"scale_cm\": " + js::number(r.scale_cm) + "\n    }";
         std::string s = "{\n";
+        s += "  \"schema\": \"handgraph-hands/1\",\n";
         s += "  \"model\": " + js::quote(model_desc) + ",\n";
         s += "  \"random_weights\": " + std::string(weights.empty() ? "true" : "false") + ",\n";
-        s += "  \"image\": " + js::quote(image.empty() ? "generated demo crop" : image) + ",\n";
+        s += "  \"image\": {\"path\": " + js::quote(image_desc) + ", \"width\": " + std::to_string(img.width) + ", \"height\": " + std::to_string(img.height) + "},\n";
         s += "  \"metric\": " + std::string(metric ? "true" : "false") + ",\n";
-        s += "  \"units\": " + js::quote(metric ? "cm, camera space" : "normalised: u/256, v/256, depth relative to the root joint in units of scale") + ",\n";
-        s += "  \"uv\": " + js::matrix(e.uv_px) + ",\n";
+        s += "  \"units\": " + js::quote(units_desc) + ",\n";
+        s += "  \"uv\": " + js::matrix(r.estimate.uv_px) + ",\n";
         s += "  \"pose_xyz\": " + js::matrix(pose) + ",\n";
         s += "  \"mesh_xyz\": " + js::matrix(mesh) + ",\n";
+        s += "  \"hands\": [\n" + hand + "\n  ],\n";
         s += "  \"timing_ms\": {\"load\": " + js::number(load_ms, 5) + ", \"inference\": " + js::number(run_ms, 5) + ", \"net_hm\": " + js::number(st.net_hm_ms, 5) +
              ", \"feat_mesh\": " + js::number(st.feat_mesh_ms, 5) + ", \"mesh_pose\": " + js::number(st.mesh_pose_ms, 5) + ", \"post\": " + js::number(st.post_ms, 5) + "},\n";
         s += "  \"threads\": " + std::to_string(threads) + "\n}\n";
-        handgraph::write_file_atomic(json_out, s);
-        std::cerr << "wrote " << json_out << "\n";
+        files.emplace_back(json_out, s);
     }
-    if (!obj_out.empty()) {
-        std::vector<float> flat;
-        for (const auto& v : mesh) flat.insert(flat.end(), v.begin(), v.end());
-        handgraph::write_file_atomic(obj_out, handgraph::obj_text(flat, model.faces(), "handgraph mesh, " + std::string(metric ? "cm" : "normalised")));
-        std::cerr << "wrote " << obj_out << "\n";
-    }
+    const std::string mesh_comment = "handgraph mesh, " + std::string(metric ? "cm, camera space" : "normalised") + ", " + handgraph::to_string(r.side) + " hand";
+    if (!obj_out.empty()) files.emplace_back(obj_out, handgraph::obj_text(flat(mesh), model.faces(r.side), mesh_comment));
+    if (!ply_out.empty()) files.emplace_back(ply_out, handgraph::ply_text(flat(mesh), model.faces(r.side), mesh_comment));
+    if (!overlay_out.empty()) handgraph::write_png(overlay_out, overlay(img, r, model));
+    for (const auto& [path, text] : files) handgraph::write_file_atomic(path, text);
+    for (const std::string* p : {&json_out, &obj_out, &ply_out, &overlay_out})
+        if (!p->empty()) std::cerr << "wrote " << *p << "\n";
     return 0;
 }
 

@@ -2,7 +2,7 @@
 // and writes the estimates, the metrics and pictures.
 //
 //   hand_eval --dataset realworld|stb --data DIR --weights W --out DIR [--bboxes FILE]
-//             [--limit N] [--threads N] [--batch N] [--vis N] [--resume]
+//             [--limit N] [--threads N] [--batch N] [--vis N] [--root given|estimated] [--resume]
 //
 // The loop and the outputs are include/handgraph/eval/evaluate.hpp (included through
 // handgraph/eval.hpp); this file parses the command line, refuses bad input before
@@ -27,7 +27,8 @@ namespace {
 
 const char* usage =
     "usage: hand_eval --dataset realworld|stb --data DIR --weights W.safetensors --out DIR\n"
-    "                 [--bboxes FILE] [--limit N] [--threads N] [--batch N] [--vis N] [--resume]\n"
+    "                 [--bboxes FILE] [--limit N] [--threads N] [--batch N] [--vis N]\n"
+    "                 [--root given|estimated] [--resume]\n"
     "\n"
     "Evaluates the hand shape and pose network (Ge et al., CVPR 2019) as the release does:\n"
     "ground-truth root joint and scale given, error = mean over frames of the mean distance\n"
@@ -48,6 +49,9 @@ const char* usage =
     "  --threads   threads (default 1); --batch: crops per batch (default 2 x threads).\n"
     "              Results do not depend on either.\n"
     "  --vis       write overlays and meshes of the first N frames (default 0)\n"
+    "  --root      given (default: the release's protocol, ground-truth root joint) or\n"
+    "              estimated (solved from the 2D joints and depths with the ground-truth\n"
+    "              camera and scale only); summary.json says which, and the root error\n"
     "  --resume    continue from the checkpoint (OUT/progress.partial.bin) that every run\n"
     "              keeps while it works; gives the same outputs as an uninterrupted run\n"
     "Progress goes to stderr: a bar on a terminal, a line every 5% otherwise.\n";
@@ -106,6 +110,7 @@ int run(int argc, char** argv) {
     std::string dataset_kind, data, weights, out, bboxes;
     long limit = 0, threads = 1, batch = 0, vis = 0;
     bool resume = false;
+    std::string root_mode = "given";
     if (argc == 1) {
         std::cerr << usage;
         return 1;
@@ -126,9 +131,11 @@ int run(int argc, char** argv) {
         else if (a == "--batch") batch = cli::parse_integer(a, args.value(), 1, 4096);
         else if (a == "--vis") vis = cli::parse_integer(a, args.value(), 0, 1L << 30);
         else if (a == "--resume") resume = true;
+        else if (a == "--root") root_mode = args.value();
         else throw args.unknown();
     }
     if (dataset_kind.empty()) throw handgraph::error("--dataset is required (realworld or stb; see --help)");
+    if (root_mode != "given" && root_mode != "estimated") throw handgraph::error("--root: \"" + root_mode + "\" is not given or estimated");
     if (dataset_kind != "realworld" && dataset_kind != "stb")
         throw handgraph::error("--dataset: \"" + dataset_kind + "\" is not one of realworld, stb");
     for (auto [flag, v] : {std::pair{"--data", &data}, std::pair{"--weights", &weights}, std::pair{"--out", &out}})
@@ -180,13 +187,14 @@ int run(int argc, char** argv) {
     opt.vis = std::size_t(vis);
     opt.checkpoint = out_dir / "progress.partial.bin";
     opt.resume = resume;
-    opt.fingerprint = handgraph::evaluation_fingerprint(*ds, opt.limit, opt.vis, weights);
+    opt.estimate_root = root_mode == "estimated";
+    opt.fingerprint = handgraph::evaluation_fingerprint(*ds, opt.limit, opt.vis, weights, opt.estimate_root);
     if (resume && !fs::exists(opt.checkpoint, ec))
         std::cerr << "hand_eval: --resume: no checkpoint in " << out_dir.string() << ", starting from the first frame\n";
     progress_display show(tty);
     opt.progress = [&](std::size_t done, std::size_t total) { show(done, total); };
     std::cerr << "hand_eval: " << ds->name() << ", " << n << " of " << ds->size() << " frames, weights " << weights << ", kernels "
-              << model.kernels() << ", threads " << threads << "\n";
+              << model.kernels() << ", threads " << threads << ", root " << root_mode << "\n";
     handgraph::context ctx{int(threads)};
     handgraph::evaluation_run result = handgraph::run_evaluation(*ds, model, ctx, opt);
     if (result.resumed) std::cerr << "hand_eval: resumed " << result.resumed << " frames from " << opt.checkpoint.string() << "\n";
@@ -208,6 +216,9 @@ int run(int argc, char** argv) {
     std::snprintf(b, sizeof b, "hand_eval: %zu frames: mean error %.3f mm, root-relative %.3f mm, AUC(20-50 mm) %.4f; %.2f img/s\n",
                   m.frames, m.mean_error_mm, m.root_relative_error_mm, m.pck.auc,
                   result.wall_s > 0 ? double(result.estimates.size() - result.resumed) / result.wall_s : 0.0);
+    if (result.estimate_root)
+        std::cerr << "hand_eval: root estimated (ground-truth camera and scale); " << result.root_fallbacks << " of the "
+                  << result.estimates.size() - result.resumed << " frames estimated by this run took a fallback root (summary.json: root_error_mm)\n";
     std::cerr << b << "hand_eval: wrote " << out_dir.string() << "/{pose_estimations.mat, summary.json, per_frame.csv, pck.png"
               << (opt.vis ? ", vis/" : "") << "}\n";
     return 0;

@@ -1,6 +1,6 @@
 // handgraph/io.hpp: small output helpers: the one atomic file writer that every output
-// of handgraph goes through (write_png and write_mat too), and Wavefront OBJ export of a
-// mesh. Depends on error.hpp.
+// of handgraph goes through (write_png and write_mat too), and mesh export (Wavefront OBJ,
+// ASCII PLY). Depends on error.hpp.
 #pragma once
 #include <cstdint>
 #include <cstdio>
@@ -53,6 +53,23 @@ inline std::string obj_text(const std::vector<float>& vertices, const std::vecto
         o << buf;
     }
     for (std::size_t i = 0; i + 2 < faces.size(); i += 3) o << "f " << faces[i] + 1 << ' ' << faces[i + 1] + 1 << ' ' << faces[i + 2] + 1 << "\n";
+    return o.str();
+}
+
+// The same mesh as ASCII PLY (Stanford format 1.0: float x y z, uchar-counted int faces),
+// which MeshLab, Blender and Open3D read.
+inline std::string ply_text(const std::vector<float>& vertices, const std::vector<std::int32_t>& faces, const std::string& comment = "") {
+    std::ostringstream o;
+    o << "ply\nformat ascii 1.0\n";
+    if (!comment.empty()) o << "comment " << comment << "\n";
+    o << "element vertex " << vertices.size() / 3 << "\nproperty float x\nproperty float y\nproperty float z\n";
+    o << "element face " << faces.size() / 3 << "\nproperty list uchar int vertex_indices\nend_header\n";
+    char buf[96];
+    for (std::size_t i = 0; i + 2 < vertices.size(); i += 3) {
+        std::snprintf(buf, sizeof buf, "%.6f %.6f %.6f\n", vertices[i], vertices[i + 1], vertices[i + 2]);
+        o << buf;
+    }
+    for (std::size_t i = 0; i + 2 < faces.size(); i += 3) o << "3 " << faces[i] << ' ' << faces[i + 1] << ' ' << faces[i + 2] << "\n";
     return o.str();
 }
 

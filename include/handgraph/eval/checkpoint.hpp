@@ -149,7 +149,7 @@ inline evaluation_checkpoint parse_checkpoint(const std::string& s, const std::s
 // frame count and labels (ids, cameras, boxes, roots, scales, ground truth) of the
 // frames evaluated, and vis. Images are not hashed.
 inline std::string evaluation_fingerprint(const dataset& ds, std::size_t limit, std::size_t vis,
-                                          const std::filesystem::path& weights) {
+                                          const std::filesystem::path& weights, bool estimate_root = false) {
     std::size_t n = evaluation_frames(ds, limit);
     std::uint64_t h = detail::fnv_offset;
     for (std::size_t i = 0; i < n; ++i) {
@@ -162,7 +162,7 @@ inline std::string evaluation_fingerprint(const dataset& ds, std::size_t limit, 
         h = detail::fnv1a(s.gt_pose_cm.data(), sizeof s.gt_pose_cm, h);
     }
     return "hand_eval checkpoint v1; dataset " + ds.name() + "; frames " + std::to_string(n) + "; vis " + std::to_string(std::min(vis, n)) +
-           "; labels " + detail::hex64(h) + "; weights " + detail::hex64(detail::fnv1a_file(weights));
+           "; labels " + detail::hex64(h) + "; weights " + detail::hex64(detail::fnv1a_file(weights)) + (estimate_root ? "; root estimated" : "");
 }
 
 }  // namespace handgraph

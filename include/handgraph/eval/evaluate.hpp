@@ -63,6 +63,9 @@ struct evaluation_options {
     std::size_t limit = 0;  // first `limit` frames; 0: all
     int batch = 0;          // crops per estimate_batch call; 0: 2 x the context's threads
     std::size_t vis = 0;    // keep the mesh of the first `vis` frames (for the overlays)
+    // false: the release's protocol, the ground-truth root joint given. true: the root is
+    // solved from the estimate (root.hpp) with the ground-truth camera and scale only.
+    bool estimate_root = false;
     // Checkpoint file (empty: none), written after every chunk; with resume, a checkpoint
     // found there is continued. `fingerprint` identifies the run (evaluation_fingerprint):
     // a checkpoint of another run is refused.
@@ -81,6 +84,8 @@ struct evaluation_run {
     std::size_t resumed = 0;              // frames taken from the checkpoint
     double wall_s = 0;                    // time this run spent on the frames it estimated
     int threads = 1, batch = 1;
+    bool estimate_root = false;           // evaluation_options::estimate_root
+    std::size_t root_fallbacks = 0;       // frames this run estimated whose root came from a fallback (not resumed ones)
 };
 
 // The pipeline's parameters for a frame: where its crop came from.
@@ -112,6 +117,7 @@ inline evaluation_run run_evaluation(const dataset& ds, const model& m, context&
     const std::size_t n = evaluation_frames(ds, o.limit);
     if (n == 0) throw error(ds.name() + ": no frames to evaluate");
     run.threads = ctx.threads();
+    run.estimate_root = o.estimate_root;
     run.batch = o.batch > 0 ? o.batch : 2 * run.threads;
     const std::size_t vis = std::min(o.vis, n);
     for (std::size_t i = 0; i < n; ++i) run.frames.push_back(ds.load(i, false));
@@ -175,7 +181,19 @@ inline evaluation_run run_evaluation(const dataset& ds, const model& m, context&
         }
         std::vector<hand_estimate> est;
         try {
-            est = m.estimate_batch(ctx, crops, params);
+            if (o.estimate_root) {
+                // The estimates in the network's normalised form, then the root solved with the
+                // ground-truth camera and scale (not its root) and the 3D computed from it.
+                est = m.estimate_batch(ctx, crops);
+                for (std::size_t i = 0; i < est.size(); ++i) {
+                    root_method how = root_method::closed_form;
+                    const crop_params p = solve_root(est[i], params[i].cam, params[i].bbox, params[i].scale_cm, &how);
+                    if (how != root_method::closed_form) ++run.root_fallbacks;
+                    to_camera_space(est[i], p);
+                }
+            } else {
+                est = m.estimate_batch(ctx, crops, params);
+            }
         } catch (const std::exception& e) {
             throw error(ds.name() + ", frames " + std::to_string(start) + ".." + std::to_string(end - 1) + ": " + e.what());
         }
@@ -245,6 +263,19 @@ inline std::string summary_json(const evaluation_run& run, const pose_metrics& m
     s += "  \"units\": \"mm; poses in pose_estimations.mat are in cm\",\n";
     s += "  \"mean_error_mm\": " + num(m.mean_error_mm) + ",\n";
     s += "  \"root_relative_error_mm\": " + num(m.root_relative_error_mm) + ",\n";
+    s += "  \"root\": " + js::quote(run.estimate_root ? "estimated" : "given") + ",\n";
+    if (run.estimate_root) {
+        double sum = 0;
+        for (std::size_t i = 0; i < run.estimates.size(); ++i) {
+            double d2 = 0;
+            for (std::size_t k = 0; k < 3; ++k) {
+                const double d = double(run.estimates[i].pose_xyz[k]) - run.frames[i].gt_pose_cm[0][k];
+                d2 += d * d;
+            }
+            sum += 10.0 * std::sqrt(d2);
+        }
+        s += "  \"root_error_mm\": " + num(run.estimates.empty() ? 0.0 : sum / double(run.estimates.size())) + ",\n";
+    }
     s += "  \"joint_error_mm\": {";
     for (std::size_t j = 0; j < pose_joint_count; ++j)
         s += std::string(j ? ", " : "") + js::quote(joint_names()[j]) + ": " + num(m.joint_error_mm[j]);
