@@ -31,7 +31,7 @@ try:
     import numpy as np
     import torch
 except ImportError as e:  # pragma: no cover
-    print("skipped: %s" % e)
+    print("SKIPPED: %s" % e)
     sys.exit(77)
 
 import convert_weights  # noqa: E402
@@ -641,4 +641,5 @@ def zip_file_bytes(pkl, archive="archive"):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    import unittest_support
+    unittest_support.main()

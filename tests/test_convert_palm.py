@@ -36,7 +36,7 @@ sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "reference"))
 try:
     import numpy as np
 except ImportError as e:  # pragma: no cover
-    print("skipped: %s" % e)
+    print("SKIPPED: %s" % e)
     sys.exit(77)
 
 SHARED = os.environ.get("HANDGRAPH_SHARED_DATA") or os.path.join(SOURCE_DIR, "..", "shared", "data", "hand-graph-cnn")
@@ -44,7 +44,7 @@ MEDIAPIPE = os.path.join(SHARED, "..", "mediapipe")
 MODELS = {m: os.path.join(MEDIAPIPE, "palm_detection_%s.tflite" % m) for m in ("full", "lite")}
 CROPS = os.path.join(SHARED, "real_world_testset", "images")
 if not all(os.path.isfile(p) for p in MODELS.values()):
-    print("skipped: the palm detectors are not in %s (HANDGRAPH_SHARED_DATA/../mediapipe)" % MEDIAPIPE)
+    print("SKIPPED: the palm detectors are not in %s (HANDGRAPH_SHARED_DATA/../mediapipe)" % MEDIAPIPE)
     sys.exit(77)
 
 import convert_palm  # noqa: E402
@@ -599,4 +599,5 @@ class Refusals(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    import unittest_support
+    unittest_support.main()

@@ -41,7 +41,7 @@ try:
     import scipy.io as sio
     import torch
 except ImportError as e:  # pragma: no cover
-    print("skipped: %s" % e)
+    print("SKIPPED: %s" % e)
     sys.exit(77)
 
 HAND_EVAL = os.path.join(BINARY_DIR, "examples", "hand_eval")
@@ -52,10 +52,10 @@ OUTPUTS = ["pck.png", "per_frame.csv", "pose_estimations.mat", "summary.json"]
 RUN_KEYS = {"wall_time_s", "images_per_s", "frames_estimated", "frames_resumed", "load_time_s", "threads", "batch", "kernels"}
 
 if not os.access(HAND_EVAL, os.X_OK):
-    print("skipped: %s not built (HANDGRAPH_BUILD_EXAMPLES=OFF?)" % HAND_EVAL)
+    print("SKIPPED: %s not built (HANDGRAPH_BUILD_EXAMPLES=OFF?)" % HAND_EVAL)
     sys.exit(77)
 if not os.path.isfile(WEIGHTS):
-    print("skipped: %s absent (see %s/README)" % (WEIGHTS, TESTDATA))
+    print("SKIPPED: %s absent (see %s/README)" % (WEIGHTS, TESTDATA))
     sys.exit(77)
 
 import eval_reference  # noqa: E402
@@ -381,8 +381,9 @@ class Progress(unittest.TestCase):
 
 if __name__ == "__main__":
     torch.set_num_threads(2)
+    import unittest_support
     try:
-        result = unittest.main(exit=False, verbosity=2).result
+        rc = unittest_support.run()
     finally:
         Fixture.cleanup()
-    sys.exit(0 if result.wasSuccessful() else 1)
+    sys.exit(rc)

@@ -34,7 +34,7 @@ TESTSET = os.path.join(SHARED, "real_world_testset")
 FRAMES = 20
 
 if not os.path.isfile(os.path.join(TESTSET, "params.mat")):
-    print("skipped: the real-world test set is absent (%s)" % TESTSET)
+    print("SKIPPED: the real-world test set is absent (%s)" % TESTSET)
     sys.exit(77)
 
 
@@ -105,5 +105,5 @@ class RealWorld(unittest.TestCase):
 
 if __name__ == "__main__":
     th.torch.set_num_threads(2)
-    result = unittest.main(exit=False, verbosity=2).result
-    sys.exit(0 if result.wasSuccessful() else 1)
+    import unittest_support
+    unittest_support.main()

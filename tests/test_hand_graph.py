@@ -3,6 +3,7 @@ the synthetic template's level sizes. Exit 77 (skipped) without numpy <= 1.24 / 
 import os
 import sys
 import tempfile
+import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "reference"))
@@ -21,29 +22,29 @@ import hand_graph  # noqa: E402
 import synthetic_template  # noqa: E402
 
 
-def main():
-    failures = []
-    shared = os.environ.get("HANDGRAPH_SHARED_DATA", os.path.join(HERE, "..", "..", "shared", "data", "hand-graph-cnn"))
-    obj = os.path.join(shared, "0214_lowP_vn_g.0001.obj")
-    if os.path.isfile(obj):
+class HandGraph(unittest.TestCase):
+    def test_release_template(self):
+        shared = os.environ.get("HANDGRAPH_SHARED_DATA", os.path.join(HERE, "..", "..", "shared", "data", "hand-graph-cnn"))
+        obj = os.path.join(shared, "0214_lowP_vn_g.0001.obj")
+        if not os.path.isfile(obj):
+            self.skipTest("%s not found" % obj)
+        failures = []
         g = hand_graph.build_hand_graph(obj)
         failures += ["release: " + p for p in hand_graph.check_release(g)]
         if g["faces"].shape != (1892, 3) or g["num_vertices"] != 954 or int(g["mask"].sum()) != 954:
             failures.append("release: faces %s, %d vertices" % (g["faces"].shape, g["num_vertices"]))
         print("release template: perm sha256 %s" % hand_graph.perm_sha256(g["perm"]))
-    else:
-        print("SKIPPED (release part): %s not found" % obj)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "synthetic.obj")
-        synthetic_template.write_obj(path)
-        g = hand_graph.build_hand_graph(path)
-    sizes = [L.shape[0] for L in g["laplacians"]]
-    if sizes != [1280, 640, 320, 160, 80] or g["num_vertices"] != 954:
-        failures.append("synthetic: level sizes %s, %d vertices" % (sizes, g["num_vertices"]))
-    for f in failures:
-        print("FAILED: " + f)
-    return 1 if failures else 0
+        self.assertEqual(failures, [])
+
+    def test_synthetic_template(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "synthetic.obj")
+            synthetic_template.write_obj(path)
+            g = hand_graph.build_hand_graph(path)
+        sizes = [L.shape[0] for L in g["laplacians"]]
+        self.assertEqual((sizes, g["num_vertices"]), ([1280, 640, 320, 160, 80], 954), "synthetic: level sizes, vertices")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    import unittest_support
+    unittest_support.main()

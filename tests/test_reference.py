@@ -17,7 +17,7 @@ try:
     import numpy as np
     import torch
 except ImportError as e:  # pragma: no cover
-    print("skipped: %s" % e)
+    print("SKIPPED: %s" % e)
     sys.exit(77)
 
 import handnet  # noqa: E402
@@ -198,4 +198,5 @@ class FixtureConsistency(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    import unittest_support
+    unittest_support.main()

@@ -513,9 +513,10 @@ class Unpickler(unittest.TestCase):
 
 if __name__ == "__main__":
     if not os.path.isfile(DEMO):
-        print("skipped: %s not built" % DEMO)
+        print("SKIPPED: %s not built" % DEMO)
         sys.exit(77)
     if np is None:
-        print("skipped: numpy/cv2 missing")
+        print("SKIPPED: numpy/cv2 missing")
         sys.exit(77)
-    unittest.main(verbosity=2)
+    import unittest_support
+    unittest_support.main()

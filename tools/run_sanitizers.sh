@@ -6,7 +6,7 @@
 #  1. ASan+UBSan: every C++ test, hand_demo and the Python tests that drive it, built
 #     RelWithDebInfo with -fsanitize=address,undefined -fno-omit-frame-pointer
 #     -fno-sanitize-recover=all (UB fails the test, it is not just printed).
-#     Left out (ctest -E), with the reason:
+#     Left out (ctest -E; a file's name stands for all of its CTest tests), with the reason:
 #       install_consumer       installs and builds a consumer project: no code of ours
 #                              runs that the other tests do not run
 #       py_test_convert, py_test_hand_graph, py_test_reference
@@ -73,8 +73,15 @@ export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:abort_on_error=0:strict_stri
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 # Sanitized binaries run several times slower: the robustness test's hang limit follows.
 export HANDGRAPH_ROBUSTNESS_TIMEOUT=900 HANDGRAPH_ROBUSTNESS_QUICK=1
-(cd "$build" && ctest --output-on-failure -j "$jobs" --timeout 1500 \
-  -E '^(install_consumer|py_test_convert|py_test_hand_graph|py_test_reference|test_pipeline|py_test_hand_eval_parity)$')
+# CTest names: "test_<header>: <test case>", "py_test_<name>: <Class>[.<method>]".
+junit="$build_abs/ctest-junit.xml"
+rm -f "$junit"
+rc=0
+(cd "$build" && ctest --output-on-failure -j "$jobs" --timeout 1500 --output-junit "$junit" \
+  --test-output-size-passed 1048576 \
+  -E '^(install_consumer|(py_test_convert|py_test_hand_graph|py_test_reference|test_pipeline|py_test_hand_eval_parity)(: .*)?)$') || rc=$?
+python3 tools/ctest_summary.py "$junit" --label run_sanitizers
+[ "$rc" -eq 0 ] || exit "$rc"
 t1=$(date +%s)
 echo "run_sanitizers: ASan+UBSan suite passed in $((t1 - t0)) s"
 
@@ -85,8 +92,19 @@ cmake -S . -B "$tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHANDGRAPH_USE_OPENMP=O
   -DHANDGRAPH_BUILD_BENCHMARKS=OFF -DHANDGRAPH_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build "$tsan" -j "$jobs" --target test_robustness test_parallel
 export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1"
-"$tsan/tests/test_parallel"
-HANDGRAPH_TESTDATA="$(cd "$build/tests/testdata" && pwd)" HANDGRAPH_SOURCE_DIR="$PWD" \
-  HANDGRAPH_BINARY_DIR="$PWD/$tsan" "$tsan/tests/test_robustness"
+# Each executable runs all of its test cases here: exit 77 means every one was skipped.
+tsan_run() {
+  local rc=0
+  "$@" || rc=$?
+  if [ "$rc" -eq 77 ]; then
+    echo "run_sanitizers: $1: every test case SKIPPED (reasons above)"
+  elif [ "$rc" -ne 0 ]; then
+    exit "$rc"
+  fi
+}
+tsan_run "$tsan/tests/test_parallel"
+HANDGRAPH_TESTDATA="$(cd "$build/tests/testdata" && pwd)"
+export HANDGRAPH_TESTDATA HANDGRAPH_SOURCE_DIR="$PWD" HANDGRAPH_BINARY_DIR="$(cd "$tsan" && pwd)"
+tsan_run "$tsan/tests/test_robustness"
 t2=$(date +%s)
 echo "run_sanitizers: ThreadSanitizer concurrency test passed in $((t2 - t1)) s (total $((t2 - t0)) s)"
