@@ -263,5 +263,9 @@ TEST_CASE("the comment that says why uvd-to-xyz runs in double is still there") 
     const std::string before = text.substr(fn > 1200 ? fn - 1200 : 0, fn > 1200 ? 1200 : fn);
     CHECK(before.find("Computed in double") != std::string::npos);
     CHECK(before.find("tests/test_postprocess.cpp") != std::string::npos);
-    CHECK(text.find("const double u = double(un)", fn) != std::string::npos);
+    // and the arithmetic is the double one: u through crop_u_to_image, z in uvd_to_xyz
+    const std::size_t cu = text.find("inline double crop_u_to_image(");
+    REQUIRE(cu != std::string::npos);
+    CHECK(text.find("double(un)", cu) < fn);
+    CHECK(text.find("const double z = double(d) * p.scale_cm", fn) != std::string::npos);
 }

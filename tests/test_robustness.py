@@ -486,7 +486,9 @@ class Outputs(Demo):
         self.refused(*base, "--threads", "lots", names=("--threads",))
         self.refused(*base, "--cam", "1,2,3", names=("--cam",))
         self.refused(*base, "--cam", "0,600,320,240", "--bbox", "0,0,256,256", "--root", "0,0,40", "--scale", "5", names=("--cam",))
-        self.refused(*base, "--cam", "600,600,320,240", names=("go together",))
+        # --bbox places the crop in a larger frame: that frame's camera must come with it
+        # (issue 11: --cam, --root and --scale are otherwise optional).
+        self.refused(*base, "--bbox", "0,0,256,256", names=("--bbox", "--cam"))
         # A crop box without area (hand_demo cannot see the original image; STB boxes that
         # miss their image are refused by test_robustness.cpp).
         metric = ("--cam", "600,600,320,240", "--root", "0,0,40", "--scale", "5")
