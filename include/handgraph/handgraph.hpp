@@ -317,6 +317,9 @@ inline const char* to_string(root_method m) {
 
 }  // namespace handgraph
 
+// Finding the hands in a picture (palm_detector, estimate_hands): its own light header.
+#include "detector.hpp"
+
 #if defined(HANDGRAPH_IMPLEMENTATION)
 #include "implementation.hpp"
 #endif

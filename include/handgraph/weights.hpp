@@ -297,6 +297,9 @@ public:
             auto it = md.find(k);
             return it == md.end() ? std::string() : it->second;
         };
+        if (get("format") == "handgraph-palm-detector")
+            throw error(file_.path() + ": this is a palm detector (tools/convert_palm.py, format \"handgraph-palm-detector\"), not the hand network's "
+                                       "weight file: give it as the detector (hand_demo --detector), and the weights made by tools/convert_weights.py as the model");
         if (get("format") != format_name)
             throw error(file_.path() + ": not a handgraph weight file (metadata \"format\" is \"" + get("format") +
                         "\", expected \"" + format_name + "\"); convert the .pth files with tools/convert_weights.py");
