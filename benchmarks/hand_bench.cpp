@@ -2,7 +2,7 @@
 // out), per stage, with load time and peak memory; several callers at once; a soak run.
 //
 //   hand_bench [--weights W] [--threads N] [--batch N] [--iters N] [--warmup N]
-//              [--callers N] [--soak N] [--json]
+//              [--callers N] [--soak N] [--detector D] [--json]
 //
 // Without --weights it runs a deterministic random-weight model of the real shapes
 // (same cost as the released one). With --json the last stdout line is one JSON object.
@@ -12,12 +12,14 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "../examples/cli.hpp"
 #include "handgraph/demo.hpp"
+#include "handgraph/detector.hpp"
 #include "handgraph/handgraph.hpp"
 #include "handgraph/json.hpp"
 #include "handgraph/model.hpp"
@@ -26,7 +28,7 @@ namespace {
 
 const char* usage =
     "usage: hand_bench [--weights W.safetensors] [--threads N] [--batch N] [--iters N] [--warmup N]\n"
-    "                  [--callers N] [--soak N] [--json]\n"
+    "                  [--callers N] [--soak N] [--detector D.safetensors] [--json]\n"
     "Times the whole pipeline on the demo crop: median and spread of the single-image\n"
     "latency, per stage (net_hm, feature+mesh net, pose net, post-processing), GFLOP/s,\n"
     "batch throughput (images/s at --batch, default 8), model load time and peak RSS.\n"
@@ -36,6 +38,10 @@ const char* usage =
     "                reports peak RSS against the bound prepared weights + 32 MB per caller\n"
     "  --soak N      N estimates in one process on one context; reports the resident\n"
     "                memory after call 100 and after call N (they should agree within 2 MB)\n"
+    "  --detector D  also time the palm detector (tools/convert_palm.py output) on a\n"
+    "                640x480 frame holding the demo crop, once after each timed estimate\n"
+    "                (interleaved, same context and threads): median ms per frame and its\n"
+    "                share of the hand network's single-image time\n"
     "Without --weights: random weights of the real shapes (identical cost).\n"
     "--json: the last stdout line is a JSON object (ms_per_image, threads, callers, peak_rss_mb, ...).\n";
 
@@ -64,7 +70,7 @@ double status_mb(const char* key) {
 constexpr double mib = 1024.0 * 1024.0;
 
 int run(int argc, char** argv) {
-    std::string weights;
+    std::string weights, detector_path;
     int threads = 1, batch = 8, iters = 20, warmup = 3, callers = 1;
     long soak = 0;
     bool json = false;
@@ -80,6 +86,7 @@ int run(int argc, char** argv) {
         else if (a == "--callers") callers = integer(1, 256);
         else if (a == "--soak") soak = cli::parse_integer(a, args.value(), 101, 100000000, cli::integer_in);
         else if (a == "--json") json = true;
+        else if (a == "--detector") detector_path = args.value();
         else throw args.unknown();
     }
     using clock = std::chrono::steady_clock;
@@ -98,6 +105,21 @@ int run(int argc, char** argv) {
     const handgraph::image_view crop(crop_bytes.data(), handgraph::crop_size, handgraph::crop_size);
     const handgraph::crop_params params = handgraph::demo_params();
     namespace js = handgraph::json;
+
+    // The detector and its frame: the demo crop pasted at (200, 120) into a 640x480 grey frame.
+    std::optional<handgraph::palm_detector> detector;
+    std::vector<unsigned char> frame_bytes;
+    if (!detector_path.empty()) {
+        if (callers != 1 || soak > 0) throw handgraph::error("--detector times the detector beside single-caller runs: no --callers or --soak");
+        detector = handgraph::palm_detector::load(detector_path);
+        frame_bytes.assign(std::size_t(640) * 480 * 3, 110);
+        for (int y = 0; y < handgraph::crop_size; ++y)
+            std::copy(crop_bytes.begin() + std::ptrdiff_t(y) * handgraph::crop_size * 3, crop_bytes.begin() + std::ptrdiff_t(y + 1) * handgraph::crop_size * 3,
+                      frame_bytes.begin() + (std::ptrdiff_t(y + 120) * 640 + 200) * 3);
+    }
+    const handgraph::image_view frame(frame_bytes.data(), 640, 480);
+    std::vector<double> detector_times;
+    std::size_t detector_found = 0;
 
     std::printf("model        %s\n", model_desc.c_str());
     std::printf("kernels      %s, threads %d%s\n", model.kernels(), threads, callers > 1 ? (", callers " + std::to_string(callers)).c_str() : "");
@@ -143,11 +165,19 @@ int run(int argc, char** argv) {
             handgraph::context ctx(threads);
             ready.fetch_add(1);
             while (ready.load() < callers) std::this_thread::yield();  // start together
-            for (int i = 0; i < warmup; ++i) model.estimate(ctx, crop, params);
+            for (int i = 0; i < warmup; ++i) {
+                model.estimate(ctx, crop, params);
+                if (detector) detector->find_hands(ctx, frame);
+            }
             for (int i = 0; i < iters; ++i) {
                 auto a = clock::now();
                 model.estimate(ctx, crop, params);
                 total[std::size_t(c)].push_back(ms(a, clock::now()));
+                if (detector) {  // interleaved, so both see the same load on a shared machine
+                    auto d = clock::now();
+                    detector_found = detector->find_hands(ctx, frame).size();
+                    detector_times.push_back(ms(d, clock::now()));
+                }
                 const handgraph::stage_times st = ctx.last_stage_times();
                 hm[std::size_t(c)].push_back(st.net_hm_ms);
                 fm[std::size_t(c)].push_back(st.feat_mesh_ms);
@@ -202,6 +232,12 @@ int run(int argc, char** argv) {
     std::printf("  net_hm     %.2f ms\n  feat+mesh  %.2f ms\n  mesh_pose  %.2f ms\n  post       %.2f ms\n", summarize(all(hm)).median,
                 summarize(all(fm)).median, summarize(all(mp)).median, summarize(all(post)).median);
     std::printf("compute      %.1f GFLOP/image, %.1f GFLOP/s per caller\n", gflop, gflop / (s.median / 1000.0));
+    const stats ds = summarize(detector_times);
+    if (detector)
+        std::printf("detector     %s: median %.2f ms per 640x480 frame (min %.2f, p10 %.2f, p90 %.2f; %zu hand(s) found), %.2f%% of the hand "
+                    "network's %.2f ms; %.2f GMAC/frame, %.1f GFLOP/s\n",
+                    detector->model_name().c_str(), ds.median, ds.min, ds.p10, ds.p90, detector_found, 100.0 * ds.median / s.median, s.median,
+                    detector->multiply_adds() / 1e9, 2 * detector->multiply_adds() / 1e9 / (ds.median / 1000.0));
     if (callers > 1) std::printf("throughput   %.2f images/s (%d callers together)\n", images_per_s, callers);
     if (batch > 0 && callers == 1) std::printf("batch %-5d  %.2f images/s\n", batch, batch_ips);
     std::printf("peak RSS     %.1f MB (load + single images; bound: prepared weights %.1f + 32 x %d callers = %.1f MB: %s)%s\n", peak_mb,
@@ -217,7 +253,12 @@ int run(int argc, char** argv) {
                   << ",\"batch_images_per_s\":" << js::number(batch_ips, 6) << ",\"load_ms\":" << js::number(load_ms, 6)
                   << ",\"weights_mb\":" << js::number(weights_mb, 6) << ",\"peak_rss_mb\":" << js::number(peak_mb, 6)
                   << ",\"peak_rss_bound_mb\":" << js::number(bound_mb, 6) << ",\"peak_rss_batch_mb\":" << js::number(peak_batch_mb, 6)
-                  << ",\"arch\":" << js::quote(model.kernels()) << ",\"random_weights\":" << (weights.empty() ? "true" : "false") << "}" << std::endl;
+                  << ",\"arch\":" << js::quote(model.kernels()) << ",\"random_weights\":" << (weights.empty() ? "true" : "false");
+        if (detector)
+            std::cout << ",\"detector\":" << js::quote(detector->model_name()) << ",\"detector_ms\":" << js::number(ds.median, 6)
+                      << ",\"detector_min_ms\":" << js::number(ds.min, 6) << ",\"detector_p90_ms\":" << js::number(ds.p90, 6)
+                      << ",\"detector_share\":" << js::number(ds.median / s.median, 6);
+        std::cout << "}" << std::endl;
     }
     return 0;
 }

@@ -1,13 +1,16 @@
-// hand_demo: a photo (or a crop) in, the hand's 2D joints, 3D joints and mesh out.
+// hand_demo: a photo (or a crop) in, the hands' 2D joints, 3D joints and meshes out.
 //
 //   hand_demo --image IMG [--hand-box x,y,w,h] [--margin m] [--cam fx,fy,u0,v0]
 //             [--scale s] [--root x,y,z] [--hand left|right] --json OUT.json
 //             [--obj OUT.obj] [--ply OUT.ply] [--overlay OUT.png] [--threads N]
+//   hand_demo --image PHOTO [--max-hands N] [--detector FILE] ...   (no --hand-box: the
+//             hands are found by MediaPipe's palm detector, each is estimated)
 //   hand_demo --image CROP --bbox x,y,w,h --cam fx,fy,u0,v0 [--root x,y,z] [--scale s] ...
 //
 // Without --weights and --image it runs on the embedded default (a generated crop and a
 // deterministic random-weight model of the real shapes) and says so.
 #include <chrono>
+#include <filesystem>
 #include <cmath>
 #include <iostream>
 #include <optional>
@@ -16,6 +19,7 @@
 
 #include "cli.hpp"
 #include "handgraph/demo.hpp"
+#include "handgraph/detector.hpp"
 #include "handgraph/eval/mesh_render.hpp"
 #include "handgraph/eval/render.hpp"
 #include "handgraph/handgraph.hpp"
@@ -30,15 +34,23 @@ const char* usage =
     "                 [--bbox x,y,w,h] [--cam fx,fy,u0,v0] [--scale s] [--root x,y,z] [--hand left|right]\n"
     "                 [--json OUT.json] [--obj OUT.obj] [--ply OUT.ply] [--overlay OUT.png]\n"
     "                 [--units cm|normalised] [--threads N] [--template T.obj]\n"
+    "                 [--max-hands N] [--detector D.safetensors]\n"
     "\n"
-    "Runs the hand shape and pose network (Ge et al., CVPR 2019) on one hand of an image.\n"
+    "Runs the hand shape and pose network (Ge et al., CVPR 2019) on the hands of an image.\n"
     "  --weights   weight file made by tools/convert_weights.py; without it a\n"
     "              deterministic random-weight model of the real shapes is used\n"
     "              (outputs meaningless, timings real)\n"
     "  --image     the picture (PNG/JPEG, any size); without it a generated crop is used\n"
     "  --hand-box  the hand's box in the image, pixels; the crop is the square centred on\n"
     "              it of side max(w, h) x --margin (default 1), zero-padded where it leaves\n"
-    "              the image. Needed unless the image is 256x256 (then it is the crop)\n"
+    "              the image. Without it (and without --bbox), an image that is not\n"
+    "              256x256 has its hands found by the palm detector; a 256x256 image is\n"
+    "              the crop\n"
+    "  --max-hands the most hands to find and estimate (default 2, best first)\n"
+    "  --detector  the palm detector (tools/convert_palm.py output; default\n"
+    "              weights/palm_detection_full.safetensors, made by\n"
+    "              tools/get_palm_detector.sh). The detector does not tell left from\n"
+    "              right: --hand applies to every hand found\n"
     "  --bbox      instead: the 256x256 image is itself a crop, cut from a larger frame at\n"
     "              this box (the evaluation protocols); --cam is then that frame's camera\n"
     "  --cam       camera intrinsics in pixels; default: assumed, focal max(W, H), the\n"
@@ -49,9 +61,13 @@ const char* usage =
     "  --hand      left or right (default right): a left hand is mirrored for the network\n"
     "              and its outputs mirrored back\n"
     "  --json      write the result (schema handgraph-hands/1: image, hands[...] with box,\n"
-    "              uv, uv_image, pose_xyz, mesh_xyz, camera, root, ...; README)\n"
-    "  --obj, --ply  write the mesh (954 vertices, 1892 faces)\n"
-    "  --overlay   write the image with the 2D skeleton and the shaded mesh drawn on it\n"
+    "              box_source, uv, uv_image, pose_xyz, mesh_xyz, camera, root, ...; found\n"
+    "              hands also detection_score and palm_keypoints; README). The top-level\n"
+    "              uv, pose_xyz, mesh_xyz are the first hand's (null when none was found)\n"
+    "  --obj, --ply  write the (first) hand's mesh (954 vertices, 1892 faces); not written\n"
+    "              when no hand is found\n"
+    "  --overlay   write the image with the 2D skeletons and the shaded meshes drawn on it\n"
+    "              (and the boxes of the hands found)\n"
     "  --units     cm (default: camera space) or normalised (u/256, v/256, depth relative\n"
     "              to the root in units of scale: the network's own output)\n"
     "  --threads   threads for inference (default 1)\n"
@@ -86,10 +102,33 @@ handgraph::image overlay(const handgraph::image& img, const handgraph::hand_resu
     return out;
 }
 
+// A hand the detector found: its crop box (the square handed to the network, white), the
+// palm's keypoints (yellow) and MediaPipe's rotated hand region (thin, grey).
+void draw_detection(handgraph::image& img, const handgraph::palm_detection& d) {
+    const double t = std::max(2.0, double(std::max(img.width, img.height)) / 300.0);
+    const double x0 = d.hand_box[0], y0 = d.hand_box[1], x1 = x0 + d.hand_box[2], y1 = y0 + d.hand_box[3];
+    const handgraph::bgr white{255, 255, 255}, yellow{0, 220, 255}, grey{160, 160, 160};
+    handgraph::draw_line(img, x0, y0, x1, y0, white, t);
+    handgraph::draw_line(img, x1, y0, x1, y1, white, t);
+    handgraph::draw_line(img, x1, y1, x0, y1, white, t);
+    handgraph::draw_line(img, x0, y1, x0, y0, white, t);
+    const double c = std::cos(d.region_rotation), s = std::sin(d.region_rotation), h = d.region_side / 2;
+    const double corner[4][2] = {{-h, -h}, {h, -h}, {h, h}, {-h, h}};
+    for (int k = 0; k < 4; ++k) {
+        const double* a = corner[k];
+        const double* b = corner[(k + 1) % 4];
+        handgraph::draw_line(img, d.region_center[0] + a[0] * c - a[1] * s, d.region_center[1] + a[0] * s + a[1] * c, d.region_center[0] + b[0] * c - b[1] * s,
+                             d.region_center[1] + b[0] * s + b[1] * c, grey, std::max(1.0, t / 2));
+    }
+    for (const auto& k : d.keypoints) handgraph::draw_disc(img, k[0], k[1], t + 1, yellow);
+}
+
 int run(int argc, char** argv) {
     std::string weights, image_path, json_out, obj_out, ply_out, overlay_out, template_path, units = "cm";
     std::string cam, bbox, hand_box, root, scale, side = "right", margin;
-    int threads = 1;
+    std::string detector_path = "weights/palm_detection_full.safetensors";
+    bool detector_given = false;
+    int threads = 1, max_hands = 2;
     for (cli::arguments args(argc, argv); args.next();) {
         const std::string& a = args.flag();
         if (a == "--help" || a == "-h") {
@@ -112,6 +151,8 @@ int run(int argc, char** argv) {
         else if (a == "--hand") side = args.value();
         else if (a == "--units") units = args.value();
         else if (a == "--threads") threads = int(cli::parse_integer(a, args.value(), 1, handgraph::context::max_threads, cli::thread_count_in));
+        else if (a == "--max-hands") max_hands = int(cli::parse_integer(a, args.value(), 1, 2016, cli::whole_number_in));
+        else if (a == "--detector") detector_path = args.value(), detector_given = true;
         else throw args.unknown();
     }
     // Every flag is checked before anything is read or written.
@@ -136,7 +177,6 @@ int run(int argc, char** argv) {
     if (!margin.empty()) {
         opt.margin = cli::parse_floats<1>("--margin", margin)[0];
         if (!(opt.margin > 0) || opt.margin > 100) throw handgraph::error("--margin: \"" + margin + "\" is not a factor in (0, 100]");
-        if (hand_box.empty()) throw handgraph::error("--margin applies to --hand-box");
     }
     if (!scale.empty()) {
         opt.scale_cm = cli::parse_floats<1>("--scale", scale)[0];
@@ -163,9 +203,24 @@ int run(int argc, char** argv) {
     } else {
         img = handgraph::load_image(image_path);
     }
-    if (!opt.hand_box && (img.width != handgraph::crop_size || img.height != handgraph::crop_size))
-        throw handgraph::error("image '" + image_path + "' is " + std::to_string(img.width) + "x" + std::to_string(img.height) +
-                               ": give the hand's box in it with --hand-box x,y,w,h (a 256x256 image is used as the crop)");
+    // No box and not a 256x256 crop: the hands are found by the palm detector.
+    const bool detect = !demo_image && !opt.hand_box && !opt.crop_box && (img.width != handgraph::crop_size || img.height != handgraph::crop_size);
+    if (!margin.empty() && !opt.hand_box && !detect) throw handgraph::error("--margin applies to --hand-box (or to the boxes of the hands found)");
+    if (!detect && (detector_given || max_hands != 2))
+        throw handgraph::error("--detector and --max-hands apply when the hands are found: an image that is not 256x256, without --hand-box or --bbox");
+    if (detect && !root.empty() && max_hands > 1)
+        throw handgraph::error("--root gives one hand's root joint: with hands found by the detector, add --max-hands 1 (or give --hand-box)");
+    std::optional<handgraph::palm_detector> detector;
+    if (detect) {
+        std::error_code ec;
+        if (!std::filesystem::is_regular_file(detector_path, ec))
+            throw handgraph::error("image '" + image_path + "' is " + std::to_string(img.width) + "x" + std::to_string(img.height) +
+                                   " and no --hand-box was given: finding the hands needs the palm detector '" + detector_path + "', which " +
+                                   (std::filesystem::exists(detector_path, ec) ? "is not a file" : "does not exist") +
+                                   ": run tools/get_palm_detector.sh (or give --detector FILE, or the hand's box with --hand-box x,y,w,h; a 256x256 image is "
+                                   "used as the crop)");
+        detector = handgraph::palm_detector::load(detector_path);
+    }
 
     using clock = std::chrono::steady_clock;
     auto t0 = clock::now();
@@ -183,12 +238,29 @@ int run(int argc, char** argv) {
 
     handgraph::context ctx(threads);
     auto t1 = clock::now();
-    const handgraph::hand_result r = model.estimate_hand(ctx, handgraph::view_of(img), opt);
+    // One result per hand: the box given (or the whole image, or the frame crop), or each
+    // hand the detector found (palms[i] its detection).
+    std::vector<handgraph::hand_result> results;
+    std::vector<handgraph::palm_detection> palms;
+    double detect_ms = 0;
+    if (detect) {
+        const auto d0 = clock::now();
+        palms = detector->find_hands(ctx, handgraph::view_of(img), max_hands);
+        detect_ms = std::chrono::duration<double, std::milli>(clock::now() - d0).count();
+        for (const handgraph::palm_detection& d : palms) {
+            handgraph::photo_options o = opt;
+            o.hand_box = d.hand_box;
+            results.push_back(model.estimate_hand(ctx, handgraph::view_of(img), o));
+            results.back().box_from = handgraph::box_source::detected;
+        }
+    } else {
+        results.push_back(model.estimate_hand(ctx, handgraph::view_of(img), opt));
+    }
     const double run_ms = std::chrono::duration<double, std::milli>(clock::now() - t1).count();
     const handgraph::stage_times st = ctx.last_stage_times();
     const bool metric = units == "cm";
-    const auto& pose = metric ? r.estimate.pose_cm : r.estimate.pose_uvd;
-    const auto& mesh = metric ? r.estimate.mesh_cm : r.estimate.mesh_uvd;
+    auto pose_of = [&](const handgraph::hand_result& h) -> const auto& { return metric ? h.estimate.pose_cm : h.estimate.pose_uvd; };
+    auto mesh_of = [&](const handgraph::hand_result& h) -> const auto& { return metric ? h.estimate.mesh_cm : h.estimate.mesh_uvd; };
     // Weights that are finite but damaged (or hostile) can still overflow inside the
     // network: refuse to write NaN/Inf as results.
     auto finite = [](const auto& pts) {
@@ -197,73 +269,118 @@ int run(int argc, char** argv) {
                 if (!std::isfinite(v)) return false;
         return true;
     };
-    if (!finite(pose) || !finite(mesh) || !finite(r.estimate.pose_cm) || !finite(r.estimate.mesh_cm))
-        throw handgraph::error("the network's outputs are not finite (NaN or Inf in the 3D joints or mesh): " +
-                               std::string(weights.empty() ? "random weights" : "are the weights in " + weights + " damaged?") + " Nothing written.");
+    for (const handgraph::hand_result& h : results)
+        if (!finite(pose_of(h)) || !finite(mesh_of(h)) || !finite(h.estimate.pose_cm) || !finite(h.estimate.mesh_cm))
+            throw handgraph::error("the network's outputs are not finite (NaN or Inf in the 3D joints or mesh): " +
+                                   std::string(weights.empty() ? "random weights" : "are the weights in " + weights + " damaged?") + " Nothing written.");
 
     const std::string image_desc = demo_image ? "generated demo crop" : image_path;
     const std::string units_desc = metric ? "cm, camera space" : "normalised: u/256, v/256, depth relative to the root joint in units of scale";
-    char camera_line[160];
-    std::snprintf(camera_line, sizeof camera_line, "%.6g, %.6g, %.6g, %.6g (%s)", double(r.camera[0]), double(r.camera[1]), double(r.camera[2]),
-                  double(r.camera[3]), r.camera_assumed ? "assumed from the image size: pass --cam" : "given");
     std::cerr << "model:   " << model_desc << (weights.empty() ? "  [DEMO: not the released weights; outputs are meaningless]" : "") << "\n"
-              << "image:   " << image_desc << " (" << img.width << "x" << img.height << "), " << handgraph::to_string(r.side) << " hand, box "
-              << r.box[0] << "," << r.box[1] << "," << r.box[2] << "," << r.box[3] << " (" << handgraph::to_string(r.box_from) << ")\n"
-              << "camera:  " << camera_line << "\n"
-              << "root:    " << handgraph::to_string(r.root) << ", scale " << r.scale_cm << " cm\n"
-              << "outputs: " << units_desc << "\n"
+              << "image:   " << image_desc << " (" << img.width << "x" << img.height << ")\n";
+    if (detect)
+        std::cerr << "hands:   " << palms.size() << " found (at most " << max_hands << ") by " << detector->model_name() << " (" << detector_path << ") in "
+                  << detect_ms << " ms; the detector does not tell left from right: every hand is taken as " << handgraph::to_string(opt.side) << "\n";
+    if (results.empty())
+        std::cerr << "no hand found in '" << image_desc << "': the JSON's \"hands\" is empty, its uv, pose_xyz and mesh_xyz are null"
+                  << (obj_out.empty() && ply_out.empty() ? "" : "; no mesh file written") << "\n";
+    for (std::size_t i = 0; i < results.size(); ++i) {
+        const handgraph::hand_result& r = results[i];
+        char camera_line[160];
+        std::snprintf(camera_line, sizeof camera_line, "%.6g, %.6g, %.6g, %.6g (%s)", double(r.camera[0]), double(r.camera[1]), double(r.camera[2]),
+                      double(r.camera[3]), r.camera_assumed ? "assumed from the image size: pass --cam" : "given");
+        std::cerr << (results.size() > 1 ? "hand " + std::to_string(i) + ":  " : "hand:    ") << handgraph::to_string(r.side) << ", box " << r.box[0] << ","
+                  << r.box[1] << "," << r.box[2] << "," << r.box[3] << " (" << handgraph::to_string(r.box_from);
+        if (detect) std::cerr << ", score " << palms[i].score;
+        std::cerr << ")\n"
+                  << "camera:  " << camera_line << "\n"
+                  << "root:    " << handgraph::to_string(r.root) << ", scale " << r.scale_cm << " cm\n";
+    }
+    std::cerr << "outputs: " << units_desc << "\n"
               << "kernels: " << model.kernels() << ", threads " << threads << "\n"
-              << "time:    load " << load_ms << " ms, inference " << run_ms << " ms (net_hm " << st.net_hm_ms << ", feature+mesh " << st.feat_mesh_ms
-              << ", pose " << st.mesh_pose_ms << ", post " << st.post_ms << ")\n";
+              << "time:    load " << load_ms << " ms, inference " << run_ms << " ms" << (detect ? " (detector " + std::to_string(detect_ms) + " ms)" : "")
+              << " (last hand: net_hm " << st.net_hm_ms << ", feature+mesh " << st.feat_mesh_ms << ", pose " << st.mesh_pose_ms << ", post " << st.post_ms
+              << ")\n";
     if (json_out.empty() && obj_out.empty() && ply_out.empty() && overlay_out.empty()) {
         std::cerr << "(no --json/--obj/--ply/--overlay given: printing 2D joints in image pixels)\n";
-        for (int j = 0; j < handgraph::num_joints; ++j)
-            std::cout << "joint " << j << ": u " << r.uv_image[std::size_t(j)][0] << " v " << r.uv_image[std::size_t(j)][1] << "\n";
+        for (std::size_t i = 0; i < results.size(); ++i)
+            for (int j = 0; j < handgraph::num_joints; ++j)
+                std::cout << (results.size() > 1 ? "hand " + std::to_string(i) + " " : "") << "joint " << j << ": u "
+                          << results[i].uv_image[std::size_t(j)][0] << " v " << results[i].uv_image[std::size_t(j)][1] << "\n";
     }
     // All outputs are made in memory first, then written (each atomically).
     std::vector<std::pair<std::string, std::string>> files;
     if (!json_out.empty()) {
         namespace js = handgraph::json;
-        const std::string root_desc = r.root == handgraph::root_method::given ? "given" : "estimated";
-        std::string hand = "    {\n";
-        hand += "      \"side\": " + js::quote(handgraph::to_string(r.side)) + ",\n";
-        hand += "      \"box\": [" + js::number(r.box[0]) + ", " + js::number(r.box[1]) + ", " + js::number(r.box[2]) + ", " + js::number(r.box[3]) + "],\n";
-        hand += "      \"box_source\": " + js::quote(handgraph::to_string(r.box_from)) + ",\n";
-        hand += "      \"uv\": " + js::matrix(r.estimate.uv_px) + ",\n";
-        hand += "      \"uv_image\": " + js::matrix(r.uv_image) + ",\n";
-        hand += "      \"pose_xyz\": " + js::matrix(pose) + ",\n";
-        hand += "      \"mesh_xyz\": " + js::matrix(mesh) + ",\n";
-        hand += "      \"units\": " + js::quote(metric ? "cm" : "normalised") + ",\n";
-        hand += "      \"root\": " + js::quote(root_desc) + ",\n";
-        hand += "      \"root_method\": " + js::quote(handgraph::to_string(r.root)) + ",\n";
-        hand += "      \"root_xyz\": [" + js::number(r.estimate.pose_cm[0][0]) + ", " + js::number(r.estimate.pose_cm[0][1]) + ", " +
-                js::number(r.estimate.pose_cm[0][2]) + "],\n";
-        hand += "      \"camera\": [" + js::number(r.camera[0]) + ", " + js::number(r.camera[1]) + ", " + js::number(r.camera[2]) + ", " +
-                js::number(r.camera[3]) + "],\n";
-        hand += "      \"camera_source\": " + js::quote(r.camera_assumed ? "assumed" : "given") + ",\n";
-        hand += "      \"scale_cm\": " + js::number(r.scale_cm) + "\n    }";
+        std::string hands;
+        for (std::size_t i = 0; i < results.size(); ++i) {
+            const handgraph::hand_result& r = results[i];
+            const std::string root_desc = r.root == handgraph::root_method::given ? "given" : "estimated";
+            std::string hand = "    {\n";
+            hand += "      \"side\": " + js::quote(handgraph::to_string(r.side)) + ",\n";
+            hand += "      \"box\": [" + js::number(r.box[0]) + ", " + js::number(r.box[1]) + ", " + js::number(r.box[2]) + ", " + js::number(r.box[3]) + "],\n";
+            hand += "      \"box_source\": " + js::quote(handgraph::to_string(r.box_from)) + ",\n";
+            if (detect) {
+                const handgraph::palm_detection& d = palms[i];
+                hand += "      \"detection_score\": " + js::number(d.score) + ",\n";
+                hand += "      \"palm_keypoints\": " + js::matrix(d.keypoints) + ",\n";
+                hand += "      \"palm_box\": [" + js::number(d.palm_box[0]) + ", " + js::number(d.palm_box[1]) + ", " + js::number(d.palm_box[2]) + ", " +
+                        js::number(d.palm_box[3]) + "],\n";
+                hand += "      \"hand_region\": {\"center\": [" + js::number(d.region_center[0]) + ", " + js::number(d.region_center[1]) +
+                        "], \"side\": " + js::number(d.region_side) + ", \"rotation_rad\": " + js::number(d.region_rotation) + "},\n";
+            }
+            hand += "      \"uv\": " + js::matrix(r.estimate.uv_px) + ",\n";
+            hand += "      \"uv_image\": " + js::matrix(r.uv_image) + ",\n";
+            hand += "      \"pose_xyz\": " + js::matrix(pose_of(r)) + ",\n";
+            hand += "      \"mesh_xyz\": " + js::matrix(mesh_of(r)) + ",\n";
+            hand += "      \"units\": " + js::quote(metric ? "cm" : "normalised") + ",\n";
+            hand += "      \"root\": " + js::quote(root_desc) + ",\n";
+            hand += "      \"root_method\": " + js::quote(handgraph::to_string(r.root)) + ",\n";
+            hand += "      \"root_xyz\": [" + js::number(r.estimate.pose_cm[0][0]) + ", " + js::number(r.estimate.pose_cm[0][1]) + ", " +
+                    js::number(r.estimate.pose_cm[0][2]) + "],\n";
+            hand += "      \"camera\": [" + js::number(r.camera[0]) + ", " + js::number(r.camera[1]) + ", " + js::number(r.camera[2]) + ", " +
+                    js::number(r.camera[3]) + "],\n";
+            hand += "      \"camera_source\": " + js::quote(r.camera_assumed ? "assumed" : "given") + ",\n";
+            hand += "      \"scale_cm\": " + js::number(r.scale_cm) + "\n    }";
+            hands += (i ? ",\n" : "") + hand;
+        }
+        const handgraph::hand_result* first = results.empty() ? nullptr : &results.front();
         std::string s = "{\n";
         s += "  \"schema\": \"handgraph-hands/1\",\n";
         s += "  \"model\": " + js::quote(model_desc) + ",\n";
         s += "  \"random_weights\": " + std::string(weights.empty() ? "true" : "false") + ",\n";
         s += "  \"image\": {\"path\": " + js::quote(image_desc) + ", \"width\": " + std::to_string(img.width) + ", \"height\": " + std::to_string(img.height) + "},\n";
+        if (detect)
+            s += "  \"detector\": {\"path\": " + js::quote(detector_path) + ", \"model\": " + js::quote(detector->model_name()) +
+                 ", \"max_hands\": " + std::to_string(max_hands) + ", \"found\": " + std::to_string(palms.size()) + "},\n";
         s += "  \"metric\": " + std::string(metric ? "true" : "false") + ",\n";
         s += "  \"units\": " + js::quote(units_desc) + ",\n";
-        s += "  \"uv\": " + js::matrix(r.estimate.uv_px) + ",\n";
-        s += "  \"pose_xyz\": " + js::matrix(pose) + ",\n";
-        s += "  \"mesh_xyz\": " + js::matrix(mesh) + ",\n";
-        s += "  \"hands\": [\n" + hand + "\n  ],\n";
-        s += "  \"timing_ms\": {\"load\": " + js::number(load_ms, 5) + ", \"inference\": " + js::number(run_ms, 5) + ", \"net_hm\": " + js::number(st.net_hm_ms, 5) +
+        s += "  \"uv\": " + (first ? js::matrix(first->estimate.uv_px) : std::string("null")) + ",\n";
+        s += "  \"pose_xyz\": " + (first ? js::matrix(pose_of(*first)) : std::string("null")) + ",\n";
+        s += "  \"mesh_xyz\": " + (first ? js::matrix(mesh_of(*first)) : std::string("null")) + ",\n";
+        s += "  \"hands\": [" + (hands.empty() ? std::string("]") : "\n" + hands + "\n  ]") + ",\n";
+        s += "  \"timing_ms\": {\"load\": " + js::number(load_ms, 5) + ", \"inference\": " + js::number(run_ms, 5) +
+             (detect ? ", \"detector\": " + js::number(detect_ms, 5) : std::string()) + ", \"net_hm\": " + js::number(st.net_hm_ms, 5) +
              ", \"feat_mesh\": " + js::number(st.feat_mesh_ms, 5) + ", \"mesh_pose\": " + js::number(st.mesh_pose_ms, 5) + ", \"post\": " + js::number(st.post_ms, 5) + "},\n";
         s += "  \"threads\": " + std::to_string(threads) + "\n}\n";
         files.emplace_back(json_out, s);
     }
-    const std::string mesh_comment = "handgraph mesh, " + std::string(metric ? "cm, camera space" : "normalised") + ", " + handgraph::to_string(r.side) + " hand";
-    if (!obj_out.empty()) files.emplace_back(obj_out, handgraph::obj_text(flat(mesh), model.faces(r.side), mesh_comment));
-    if (!ply_out.empty()) files.emplace_back(ply_out, handgraph::ply_text(flat(mesh), model.faces(r.side), mesh_comment));
-    if (!overlay_out.empty()) handgraph::write_png(overlay_out, overlay(img, r, model));
+    if (!results.empty()) {
+        const handgraph::hand_result& r = results.front();
+        const std::string mesh_comment = "handgraph mesh, " + std::string(metric ? "cm, camera space" : "normalised") + ", " + handgraph::to_string(r.side) + " hand";
+        if (!obj_out.empty()) files.emplace_back(obj_out, handgraph::obj_text(flat(mesh_of(r)), model.faces(r.side), mesh_comment));
+        if (!ply_out.empty()) files.emplace_back(ply_out, handgraph::ply_text(flat(mesh_of(r)), model.faces(r.side), mesh_comment));
+    }
+    if (!overlay_out.empty()) {
+        handgraph::image pic = img;
+        for (const handgraph::hand_result& r : results) pic = overlay(pic, r, model);
+        for (const handgraph::palm_detection& d : palms) draw_detection(pic, d);
+        handgraph::write_png(overlay_out, pic);
+    }
     for (const auto& [path, text] : files) handgraph::write_file_atomic(path, text);
-    for (const std::string* p : {&json_out, &obj_out, &ply_out, &overlay_out})
+    std::vector<const std::string*> written = {&json_out, &overlay_out};
+    if (!results.empty()) written.insert(written.end(), {&obj_out, &ply_out});
+    for (const std::string* p : written)
         if (!p->empty()) std::cerr << "wrote " << *p << "\n";
     return 0;
 }
