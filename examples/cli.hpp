@@ -18,6 +18,7 @@
 #include <iostream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "handgraph/error.hpp"
 
@@ -49,6 +50,13 @@ public:
     std::string value() {
         if (i_ + 1 >= argc_) throw handgraph::error(flag_ + " needs a value" + hint_);
         return argv_[++i_];
+    }
+    // The arguments after the flag up to the next one starting with "--" (at least one).
+    std::vector<std::string> values() {
+        std::vector<std::string> out;
+        while (i_ + 1 < argc_ && std::string(argv_[i_ + 1]).rfind("--", 0) != 0) out.push_back(argv_[++i_]);
+        if (out.empty()) throw handgraph::error(flag_ + " needs a value" + hint_);
+        return out;
     }
     // The refusal of an argument no branch took.
     handgraph::error unknown() const { return handgraph::error("unknown argument \"" + flag_ + "\"" + hint_); }

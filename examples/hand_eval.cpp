@@ -3,6 +3,8 @@
 //
 //   hand_eval --dataset realworld|stb --data DIR --weights W --out DIR [--bboxes FILE]
 //             [--limit N] [--threads N] [--batch N] [--vis N] [--root given|estimated] [--resume]
+//             [--shard K/N]
+//   hand_eval --merge DIR... --dataset ... --data DIR --weights W --out DIR [--limit N] [--vis N] [--root ...]
 //
 // The loop and the outputs are include/handgraph/eval/evaluate.hpp (included through
 // handgraph/eval.hpp); this file parses the command line, refuses bad input before
@@ -28,7 +30,8 @@ namespace {
 const char* usage =
     "usage: hand_eval --dataset realworld|stb --data DIR --weights W.safetensors --out DIR\n"
     "                 [--bboxes FILE] [--limit N] [--threads N] [--batch N] [--vis N]\n"
-    "                 [--root given|estimated] [--resume]\n"
+    "                 [--root given|estimated] [--resume] [--shard K/N]\n"
+    "       hand_eval --merge DIR... (with the shards' --dataset --data --weights --limit --vis --root) --out DIR\n"
     "\n"
     "Evaluates the hand shape and pose network (Ge et al., CVPR 2019) as the release does:\n"
     "ground-truth root joint and scale given, error = mean over frames of the mean distance\n"
@@ -52,6 +55,10 @@ const char* usage =
     "  --root      given (default: the release's protocol, ground-truth root joint) or\n"
     "              estimated (solved from the 2D joints and depths with the ground-truth\n"
     "              camera and scale only); summary.json says which, and the root error\n"
+    "  --shard K/N evaluate every N-th frame from K (0 <= K < N) and write this shard's\n"
+    "              outputs and OUT/shard.bin: one of N jobs of a job array\n"
+    "  --merge     join the outputs of shards 0..N-1 (their --out folders) into the files one\n"
+    "              run would have written (summary.json's times are the shards' sums)\n"
     "  --resume    continue from the checkpoint (OUT/progress.partial.bin) that every run\n"
     "              keeps while it works; gives the same outputs as an uninterrupted run\n"
     "Progress goes to stderr: a bar on a terminal, a line every 5% otherwise.\n";
@@ -111,6 +118,8 @@ int run(int argc, char** argv) {
     long limit = 0, threads = 1, batch = 0, vis = 0;
     bool resume = false;
     std::string root_mode = "given";
+    std::size_t shard_k = 0, shard_n = 1;
+    std::vector<std::string> merge_dirs;
     if (argc == 1) {
         std::cerr << usage;
         return 1;
@@ -132,6 +141,14 @@ int run(int argc, char** argv) {
         else if (a == "--vis") vis = cli::parse_integer(a, args.value(), 0, 1L << 30);
         else if (a == "--resume") resume = true;
         else if (a == "--root") root_mode = args.value();
+        else if (a == "--merge") merge_dirs = args.values();
+        else if (a == "--shard") {
+            const std::string v = args.value();
+            const std::size_t slash = v.find('/');
+            if (slash == std::string::npos) throw handgraph::error("--shard: \"" + v + "\" is not K/N (e.g. 0/3)");
+            shard_n = std::size_t(cli::parse_integer("--shard", v.substr(slash + 1), 1, 1L << 20));
+            shard_k = std::size_t(cli::parse_integer("--shard", v.substr(0, slash), 0, long(shard_n) - 1));
+        }
         else throw args.unknown();
     }
     if (dataset_kind.empty()) throw handgraph::error("--dataset is required (realworld or stb; see --help)");
@@ -141,6 +158,9 @@ int run(int argc, char** argv) {
     for (auto [flag, v] : {std::pair{"--data", &data}, std::pair{"--weights", &weights}, std::pair{"--out", &out}})
         if (v->empty()) throw handgraph::error(std::string(flag) + " is required (see --help)");
     if (!bboxes.empty() && dataset_kind != "stb") throw handgraph::error("--bboxes applies to --dataset stb only");
+    const bool merging = !merge_dirs.empty();
+    if (merging && shard_n > 1) throw handgraph::error("--merge and --shard do not go together");
+    if (merging && resume) throw handgraph::error("--merge and --resume do not go together");
 
     // 1. The data set: labels read and checked, every image of the run present.
     std::error_code ec;
@@ -159,7 +179,11 @@ int run(int argc, char** argv) {
         ds = std::make_unique<handgraph::stb_dataset>(data, bboxes);
     }
     const std::size_t n = handgraph::evaluation_frames(*ds, std::size_t(limit));
-    for (std::size_t i = 0; i < n; ++i) {
+    if (shard_k >= n) throw handgraph::error("--shard " + std::to_string(shard_k) + "/" + std::to_string(shard_n) + ": the run has " + std::to_string(n) + " frames");
+    for (const auto& d : merge_dirs)
+        if (!fs::is_directory(d, ec)) throw handgraph::error("--merge: folder '" + d + "' not found");
+    for (std::size_t i = shard_k; i < n; i += shard_n) {
+        if (merging && i >= std::size_t(vis)) break;  // a merge reads only the pictured frames' images
         std::string id = ds->load(i, false).image_id;
         if (!fs::is_regular_file(fs::path(data) / id, ec))
             throw handgraph::error(ds->name() + ", frame " + std::to_string(i) + ": image '" + (fs::path(data) / id).string() + "' not found");
@@ -188,27 +212,43 @@ int run(int argc, char** argv) {
     opt.checkpoint = out_dir / "progress.partial.bin";
     opt.resume = resume;
     opt.estimate_root = root_mode == "estimated";
-    opt.fingerprint = handgraph::evaluation_fingerprint(*ds, opt.limit, opt.vis, weights, opt.estimate_root);
-    if (resume && !fs::exists(opt.checkpoint, ec))
-        std::cerr << "hand_eval: --resume: no checkpoint in " << out_dir.string() << ", starting from the first frame\n";
-    progress_display show(tty);
-    opt.progress = [&](std::size_t done, std::size_t total) { show(done, total); };
-    std::cerr << "hand_eval: " << ds->name() << ", " << n << " of " << ds->size() << " frames, weights " << weights << ", kernels "
-              << model.kernels() << ", threads " << threads << ", root " << root_mode << "\n";
-    handgraph::context ctx{int(threads)};
-    handgraph::evaluation_run result = handgraph::run_evaluation(*ds, model, ctx, opt);
-    if (result.resumed) std::cerr << "hand_eval: resumed " << result.resumed << " frames from " << opt.checkpoint.string() << "\n";
-
-    // 5. Outputs, then the checkpoint goes.
+    const std::string run_fingerprint = handgraph::evaluation_fingerprint(*ds, opt.limit, opt.vis, weights, opt.estimate_root);
+    opt.shard_index = shard_k;
+    opt.shard_count = shard_n;
+    opt.fingerprint = shard_n > 1 ? handgraph::shard_fingerprint(run_fingerprint, shard_k, shard_n) : run_fingerprint;
     handgraph::evaluation_info info;
     info.data = data;
     info.weights = weights;
     info.kernels = model.kernels();
     info.load_s = load_s;
+    handgraph::evaluation_run result;
+    if (merging) {
+        std::vector<fs::path> dirs(merge_dirs.begin(), merge_dirs.end());
+        handgraph::shard_totals totals;
+        result = handgraph::merge_shards(*ds, dirs, run_fingerprint, opt.limit, opt.vis, opt.estimate_root, &totals);
+        info.kernels = totals.kernels;
+        info.load_s = totals.load_s;
+        std::cerr << "hand_eval: merged " << dirs.size() << " shards: " << result.estimates.size() << " frames\n";
+    } else {
+        if (resume && !fs::exists(opt.checkpoint, ec))
+            std::cerr << "hand_eval: --resume: no checkpoint in " << out_dir.string() << ", starting from the first frame\n";
+        progress_display show(tty);
+        opt.progress = [&](std::size_t done, std::size_t total) { show(done, total); };
+        std::cerr << "hand_eval: " << ds->name() << ", " << n << " of " << ds->size() << " frames"
+                  << (shard_n > 1 ? ", shard " + std::to_string(shard_k) + "/" + std::to_string(shard_n) : std::string()) << ", weights " << weights
+                  << ", kernels " << model.kernels() << ", threads " << threads << ", root " << root_mode << "\n";
+        handgraph::context ctx{int(threads)};
+        result = handgraph::run_evaluation(*ds, model, ctx, opt);
+        if (result.resumed) std::cerr << "hand_eval: resumed " << result.resumed << " frames from " << opt.checkpoint.string() << "\n";
+    }
+
+    // 5. Outputs (a shard's record first, summary.json last), then the checkpoint goes.
+    if (shard_n > 1) handgraph::write_shard_record(out_dir, result, opt.fingerprint);
     handgraph::write_evaluation_outputs(out_dir, *ds, model, result, opt.vis, info);
     fs::remove(opt.checkpoint, ec);
-    auto names = handgraph::evaluation_output_names(std::min(opt.vis, n));
+    auto names = handgraph::evaluation_output_names(result.frame_index, opt.vis);
     names.push_back("progress.partial.bin");
+    names.push_back(handgraph::shard_record_name);
     handgraph::remove_stale_temporaries(out_dir, names);
 
     handgraph::pose_metrics m = handgraph::evaluate_run(result);

@@ -36,6 +36,7 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -66,6 +67,9 @@ struct evaluation_options {
     // false: the release's protocol, the ground-truth root joint given. true: the root is
     // solved from the estimate (root.hpp) with the ground-truth camera and scale only.
     bool estimate_root = false;
+    // One shard of a run spread over several processes: the frames k with
+    // k % shard_count == shard_index (merge_shards joins the shards' outputs).
+    std::size_t shard_index = 0, shard_count = 1;
     // Checkpoint file (empty: none), written after every chunk; with resume, a checkpoint
     // found there is continued. `fingerprint` identifies the run (evaluation_fingerprint):
     // a checkpoint of another run is refused.
@@ -79,7 +83,10 @@ struct evaluation_options {
 struct evaluation_run {
     std::string dataset;                  // dataset::name()
     std::size_t frames_in_dataset = 0;
-    std::vector<sample> frames;           // labels of frames 0..N-1 (no images)
+    std::vector<sample> frames;           // labels of the run's frames (no images)
+    std::vector<std::size_t> frame_index; // the data set's index of each (0..N-1; a shard's every N-th)
+    std::size_t vis = 0;                  // frames with a data set index below this keep their mesh
+    std::size_t shard_index = 0, shard_count = 1;
     std::vector<frame_estimate> estimates;
     std::size_t resumed = 0;              // frames taken from the checkpoint
     double wall_s = 0;                    // time this run spent on the frames it estimated
@@ -119,12 +126,22 @@ inline evaluation_run run_evaluation(const dataset& ds, const model& m, context&
     run.threads = ctx.threads();
     run.estimate_root = o.estimate_root;
     run.batch = o.batch > 0 ? o.batch : 2 * run.threads;
-    const std::size_t vis = std::min(o.vis, n);
-    for (std::size_t i = 0; i < n; ++i) run.frames.push_back(ds.load(i, false));
+    if (o.shard_count < 1 || o.shard_index >= o.shard_count)
+        throw error("shard " + std::to_string(o.shard_index) + "/" + std::to_string(o.shard_count) + ": K must be in 0..N-1");
+    run.shard_index = o.shard_index;
+    run.shard_count = o.shard_count;
+    run.vis = std::min(o.vis, n);
+    for (std::size_t k = o.shard_index; k < n; k += o.shard_count) run.frame_index.push_back(k);
+    if (run.frame_index.empty()) throw error(ds.name() + ": shard " + std::to_string(o.shard_index) + "/" + std::to_string(o.shard_count) + " has no frames (" + std::to_string(n) + " frames)");
+    for (std::size_t k : run.frame_index) run.frames.push_back(ds.load(k, false));
+    const std::size_t total = run.frame_index.size();
+    // The run's first `vis` positions are its frames with a data set index below vis.
+    std::size_t vis = 0;
+    while (vis < total && run.frame_index[vis] < run.vis) ++vis;
 
     evaluation_checkpoint ck;
     ck.fingerprint = o.fingerprint;
-    ck.frames = n;
+    ck.frames = total;
     ck.vis = vis;
     const std::string ck_where = "checkpoint '" + o.checkpoint.string() + "'";
     std::error_code ec;
@@ -133,7 +150,7 @@ inline evaluation_run run_evaluation(const dataset& ds, const model& m, context&
         std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
         if (!in && !in.eof()) throw error(ck_where + ": cannot read");
         evaluation_checkpoint got = parse_checkpoint(bytes, ck_where);
-        if (got.fingerprint != o.fingerprint || got.frames != n || got.vis != vis)
+        if (got.fingerprint != o.fingerprint || got.frames != total || got.vis != vis)
             throw error(ck_where + " belongs to another run (" + got.fingerprint + ", frames " + std::to_string(got.frames) +
                         ", vis " + std::to_string(got.vis) + "; this run: " + o.fingerprint +
                         "): delete it or run without --resume to start over");
@@ -141,29 +158,29 @@ inline evaluation_run run_evaluation(const dataset& ds, const model& m, context&
         run.resumed = ck.done.size();
     }
     run.estimates = ck.done;
-    if (o.progress) o.progress(run.estimates.size(), n);
+    if (o.progress) o.progress(run.estimates.size(), total);
 
     using clock = std::chrono::steady_clock;
     auto t0 = clock::now();
-    for (std::size_t start = run.estimates.size(); start < n; start += std::size_t(run.batch)) {
-        const std::size_t end = std::min(n, start + std::size_t(run.batch));
+    for (std::size_t start = run.estimates.size(); start < total; start += std::size_t(run.batch)) {
+        const std::size_t end = std::min(total, start + std::size_t(run.batch));
         // The chunk's images, read side by side on the context's threads (a frame's image is
         // decoded and cropped by one thread; which thread does not change the pixels).
         struct load_job {
             const dataset* ds;
-            std::size_t start;
+            const std::size_t* index;  // data set index of each of the chunk's frames
             std::vector<sample> chunk;
             std::vector<std::string> errors;
-        } job{&ds, start, std::vector<sample>(end - start), std::vector<std::string>(end - start)};
+        } job{&ds, run.frame_index.data() + start, std::vector<sample>(end - start), std::vector<std::string>(end - start)};
         ctx.state().pool().run(ctx.threads(), int(end - start),
                                [](void* c, int i, int) {
                                    load_job& j = *static_cast<load_job*>(c);
                                    try {
-                                       j.chunk[std::size_t(i)] = j.ds->load(j.start + std::size_t(i), true);
+                                       j.chunk[std::size_t(i)] = j.ds->load(j.index[i], true);
                                    } catch (const std::exception& e) {
                                        j.errors[std::size_t(i)] = e.what();
                                    } catch (...) {
-                                       j.errors[std::size_t(i)] = ds_unknown_error(*j.ds, j.start + std::size_t(i));
+                                       j.errors[std::size_t(i)] = ds_unknown_error(*j.ds, j.index[i]);
                                    }
                                },
                                &job);
@@ -175,7 +192,7 @@ inline evaluation_run run_evaluation(const dataset& ds, const model& m, context&
         for (std::size_t i = 0; i < chunk.size(); ++i) {
             const sample& s = chunk[i];
             if (s.crop.width != crop_size || s.crop.height != crop_size)
-                throw error(ds.name() + ", frame " + std::to_string(start + i) + " (" + s.image_id + "): crop is not 256x256");
+                throw error(ds.name() + ", frame " + std::to_string(run.frame_index[start + i]) + " (" + s.image_id + "): crop is not 256x256");
             crops.emplace_back(s.crop.pixels.data(), s.crop.width, s.crop.height, pixel_format::bgr);
             params.push_back(crop_params_of(s));
         }
@@ -195,7 +212,7 @@ inline evaluation_run run_evaluation(const dataset& ds, const model& m, context&
                 est = m.estimate_batch(ctx, crops, params);
             }
         } catch (const std::exception& e) {
-            throw error(ds.name() + ", frames " + std::to_string(start) + ".." + std::to_string(end - 1) + ": " + e.what());
+            throw error(ds.name() + ", frames " + std::to_string(run.frame_index[start]) + ".." + std::to_string(run.frame_index[end - 1]) + ": " + e.what());
         }
         for (std::size_t i = 0; i < est.size(); ++i) {
             frame_estimate f;
@@ -212,7 +229,7 @@ inline evaluation_run run_evaluation(const dataset& ds, const model& m, context&
             if (vis) ck.mesh_floats = run.estimates.front().mesh_xyz.size();
             write_file_atomic(o.checkpoint.string(), serialize_checkpoint(ck));
         }
-        if (o.progress) o.progress(run.estimates.size(), n);
+        if (o.progress) o.progress(run.estimates.size(), total);
     }
     run.wall_s = std::chrono::duration<double>(clock::now() - t0).count();
     return run;
@@ -264,6 +281,7 @@ inline std::string summary_json(const evaluation_run& run, const pose_metrics& m
     s += "  \"mean_error_mm\": " + num(m.mean_error_mm) + ",\n";
     s += "  \"root_relative_error_mm\": " + num(m.root_relative_error_mm) + ",\n";
     s += "  \"root\": " + js::quote(run.estimate_root ? "estimated" : "given") + ",\n";
+    if (run.shard_count > 1) s += "  \"shard\": " + js::quote(std::to_string(run.shard_index) + "/" + std::to_string(run.shard_count)) + ",\n";
     if (run.estimate_root) {
         double sum = 0;
         for (std::size_t i = 0; i < run.estimates.size(); ++i) {
@@ -312,7 +330,7 @@ inline std::string per_frame_csv(const evaluation_run& run, const pose_metrics& 
     char b[64];
     for (std::size_t i = 0; i < run.estimates.size(); ++i) {
         double rel = root_relative_frame_error_mm(estimated_pose(run.estimates[i]), run.frames[i].gt_pose_cm);
-        s += std::to_string(i) + "," + detail::csv_field(run.frames[i].image_id);
+        s += std::to_string(run.frame_index[i]) + "," + detail::csv_field(run.frames[i].image_id);
         std::snprintf(b, sizeof b, ",%.9g,%.9g\n", m.frame_error_mm[i], rel);
         s += b;
     }
@@ -330,7 +348,7 @@ inline std::vector<mat_array> pose_estimation_variables(const evaluation_run& ru
     std::vector<double> gt(n * pose_joint_count * 3), est(n * pose_joint_count * 3);
     std::vector<std::int32_t> uv(n * pose_joint_count * 2);
     for (std::size_t i = 0; i < n; ++i) {
-        ids[i] = std::int32_t(i);
+        ids[i] = std::int32_t(run.frame_index[i]);
         paths[i] = run.frames[i].image_id;
         for (std::size_t j = 0; j < pose_joint_count; ++j)
             for (std::size_t k = 0; k < 3; ++k) {
@@ -370,16 +388,29 @@ inline image overlay_image(const sample& s, const frame_estimate& e, const std::
     return out;
 }
 
-// Names of the files write_evaluation_outputs writes into the output folder.
-inline std::vector<std::string> evaluation_output_names(std::size_t vis) {
+// The picture files of a run's frame with data set index k (without extension).
+inline std::string vis_stem(std::size_t k) {
+    char b[32];
+    std::snprintf(b, sizeof b, "vis/%05zu", k);
+    return b;
+}
+
+// Names of the files write_evaluation_outputs writes into the output folder for a run whose
+// frames are `frame_index` and pictures go to those below `vis`.
+inline std::vector<std::string> evaluation_output_names(const std::vector<std::size_t>& frame_index, std::size_t vis) {
     std::vector<std::string> n = {"pose_estimations.mat", "per_frame.csv", "pck.png", "summary.json"};
-    for (std::size_t i = 0; i < vis; ++i) {
-        char b[32];
-        std::snprintf(b, sizeof b, "vis/%05zu", i);
-        n.push_back(std::string(b) + ".png");
-        n.push_back(std::string(b) + ".obj");
-    }
+    for (std::size_t k : frame_index)
+        if (k < vis) {
+            n.push_back(vis_stem(k) + ".png");
+            n.push_back(vis_stem(k) + ".obj");
+        }
     return n;
+}
+// The same for a whole run over frames 0..frames-1.
+inline std::vector<std::string> evaluation_output_names(std::size_t vis) {
+    std::vector<std::size_t> all(vis);
+    for (std::size_t i = 0; i < vis; ++i) all[i] = i;
+    return evaluation_output_names(all, vis);
 }
 
 // Writes every output of a run into `out` (which must exist); vis frames are reloaded
@@ -387,20 +418,19 @@ inline std::vector<std::string> evaluation_output_names(std::size_t vis) {
 inline void write_evaluation_outputs(const std::filesystem::path& out, const dataset& ds, const model& m, const evaluation_run& run,
                                      std::size_t vis, const evaluation_info& info) {
     pose_metrics metrics = evaluate_run(run);
-    vis = std::min(vis, run.estimates.size());
-    if (vis) {
-        std::filesystem::create_directories(out / "vis");
-        for (std::size_t i = 0; i < vis; ++i) {
-            const frame_estimate& e = run.estimates[i];
-            if (e.mesh_xyz.empty()) throw error("write_evaluation_outputs: frame " + std::to_string(i) + " has no mesh");
-            sample s = ds.load(i, true);
-            char b[32];
-            std::snprintf(b, sizeof b, "%05zu", i);
-            write_png(out / "vis" / (std::string(b) + ".png"), overlay_image(s, e, m.faces()));
-            write_file_atomic((out / "vis" / (std::string(b) + ".obj")).string(),
-                              obj_text(e.mesh_xyz, m.faces(), "handgraph mesh, cm, camera space; " + run.dataset + " frame " + std::to_string(i) +
-                                                                  " (" + s.image_id + ")"));
-        }
+    bool any = false;
+    for (std::size_t i = 0; i < run.estimates.size(); ++i) {
+        const std::size_t k = run.frame_index[i];
+        if (k >= vis) continue;
+        if (!any) std::filesystem::create_directories(out / "vis");
+        any = true;
+        const frame_estimate& e = run.estimates[i];
+        if (e.mesh_xyz.empty()) throw error("write_evaluation_outputs: frame " + std::to_string(k) + " has no mesh");
+        sample s = ds.load(k, true);
+        write_png(out / (vis_stem(k) + ".png"), overlay_image(s, e, m.faces()));
+        write_file_atomic((out / (vis_stem(k) + ".obj")).string(),
+                          obj_text(e.mesh_xyz, m.faces(), "handgraph mesh, cm, camera space; " + run.dataset + " frame " + std::to_string(k) +
+                                                              " (" + s.image_id + ")"));
     }
     write_mat(out / "pose_estimations.mat", pose_estimation_variables(run), "handgraph hand_eval pose estimations");
     write_file_atomic((out / "per_frame.csv").string(), per_frame_csv(run, metrics));
@@ -408,6 +438,118 @@ inline void write_evaluation_outputs(const std::filesystem::path& out, const dat
     std::snprintf(title, sizeof title, "3D PCK: %s, %zu frames", run.dataset.c_str(), metrics.frames);
     write_png(out / "pck.png", pck_plot_image(metrics.pck, title));
     write_file_atomic((out / "summary.json").string(), summary_json(run, metrics, info));
+}
+
+// ---------------------------------------------------------------- shards
+
+// A shard run writes, beside its outputs, shard.bin: its estimates in the checkpoint format
+// (eval/checkpoint.hpp), under the fingerprint of the whole run followed by "; shard K/N".
+constexpr const char* shard_record_name = "shard.bin";
+
+inline std::string shard_fingerprint(const std::string& run_fingerprint, std::size_t k, std::size_t n) {
+    return run_fingerprint + "; shard " + std::to_string(k) + "/" + std::to_string(n);
+}
+
+inline void write_shard_record(const std::filesystem::path& out, const evaluation_run& run, const std::string& fingerprint) {
+    evaluation_checkpoint c;
+    c.fingerprint = fingerprint;
+    c.frames = run.estimates.size();
+    while (c.vis < run.frame_index.size() && run.frame_index[c.vis] < run.vis) ++c.vis;
+    c.mesh_floats = c.vis ? run.estimates.front().mesh_xyz.size() : 0;
+    c.done = run.estimates;
+    write_file_atomic((out / shard_record_name).string(), serialize_checkpoint(c));
+}
+
+// What the shards' summaries say about how they ran (for the merged summary.json).
+struct shard_totals {
+    double wall_s = 0, load_s = 0;
+    std::size_t resumed = 0;
+    int threads = 0, batch = 0;
+    std::string kernels;
+};
+
+// Joins the outputs of shards 0..N-1 of one run (each folder holding shard.bin and
+// summary.json) into the run one process would have made over frames 0..n-1 of ds:
+// `run_fingerprint` is that run's (evaluation_fingerprint with the same data set, limit,
+// vis, weights and root mode), which every shard must carry. Refused, naming the folder:
+// a missing or damaged record, another run's, a shard given twice, missing shards.
+inline evaluation_run merge_shards(const dataset& ds, const std::vector<std::filesystem::path>& dirs, const std::string& run_fingerprint,
+                                   std::size_t limit, std::size_t vis, bool estimate_root, shard_totals* totals) {
+    const std::size_t n = evaluation_frames(ds, limit);
+    if (dirs.empty()) throw error("merge: no shard folders given");
+    std::size_t count = 0;
+    std::vector<evaluation_checkpoint> shards;
+    std::vector<bool> seen;
+    shard_totals t;
+    for (const auto& d : dirs) {
+        const std::filesystem::path rec = d / shard_record_name;
+        const std::string where = "shard record '" + rec.string() + "'";
+        std::ifstream in(rec, std::ios::binary);
+        if (!in) throw error(where + " not found (was the folder written by hand_eval --shard?)");
+        std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        evaluation_checkpoint c = parse_checkpoint(bytes, where);
+        const std::string prefix = run_fingerprint + "; shard ";
+        if (c.fingerprint.compare(0, prefix.size(), prefix) != 0)
+            throw error(where + " belongs to another run (" + c.fingerprint + "; this merge: " + run_fingerprint + ")");
+        std::size_t k = 0, of = 0;
+        char slash = 0;
+        std::istringstream kn(c.fingerprint.substr(prefix.size()));
+        if (!(kn >> k >> slash >> of) || slash != '/' || of < 2 || k >= of) throw error(where + ": no shard number in its fingerprint");
+        if (count == 0) {
+            count = of;
+            shards.resize(of);
+            seen.assign(of, false);
+        } else if (of != count) {
+            throw error(where + " is shard " + std::to_string(k) + "/" + std::to_string(of) + ", the others are of " + std::to_string(count));
+        }
+        if (seen[k]) throw error(where + ": shard " + std::to_string(k) + "/" + std::to_string(of) + " is given twice");
+        std::size_t expect = 0;
+        for (std::size_t f = k; f < n; f += count) ++expect;
+        if (c.frames != expect || c.done.size() != expect)
+            throw error(where + ": " + std::to_string(c.done.size()) + " frames, shard " + std::to_string(k) + "/" + std::to_string(of) + " of " +
+                        std::to_string(n) + " frames has " + std::to_string(expect) + " (an unfinished shard?)");
+        seen[k] = true;
+        shards[k] = std::move(c);
+        // how it ran
+        std::ifstream sj(d / "summary.json", std::ios::binary);
+        if (!sj) throw error("shard folder '" + d.string() + "': summary.json not found");
+        const std::string text((std::istreambuf_iterator<char>(sj)), std::istreambuf_iterator<char>());
+        const json::value v = json::parse(text, (d / "summary.json").string());
+        auto number = [&](const char* key) {
+            const json::value* x = v.find(key);
+            if (!x || !x->is_number()) throw error((d / "summary.json").string() + ": no number \"" + key + "\"");
+            return x->num;
+        };
+        t.wall_s += number("wall_time_s");
+        t.load_s += number("load_time_s");
+        t.resumed += std::size_t(number("frames_resumed"));
+        const int th = int(number("threads")), ba = int(number("batch"));
+        const json::value* ke = v.find("kernels");
+        const std::string kernels = ke && ke->is_string() ? ke->str : "";
+        if (t.threads == 0) t.threads = th, t.batch = ba, t.kernels = kernels;
+        if (th != t.threads) t.threads = -1;  // they differ: the merged summary says 0
+        if (ba != t.batch) t.batch = -1;
+        if (kernels != t.kernels) t.kernels = "mixed";
+    }
+    for (std::size_t k = 0; k < count; ++k)
+        if (!seen[k]) throw error("merge: shard " + std::to_string(k) + "/" + std::to_string(count) + " is missing");
+    evaluation_run run;
+    run.dataset = ds.name();
+    run.frames_in_dataset = ds.size();
+    run.estimate_root = estimate_root;
+    run.vis = std::min(vis, n);
+    run.resumed = t.resumed;
+    run.wall_s = t.wall_s;
+    run.threads = t.threads < 0 ? 0 : t.threads;
+    run.batch = t.batch < 0 ? 0 : t.batch;
+    for (std::size_t f = 0; f < n; ++f) {
+        run.frame_index.push_back(f);
+        run.frames.push_back(ds.load(f, false));
+        run.estimates.push_back(shards[f % count].done[f / count]);
+        if (f < run.vis && run.estimates.back().mesh_xyz.empty()) throw error("merge: frame " + std::to_string(f) + " has no mesh (were the shards run with the same --vis?)");
+    }
+    if (totals) *totals = t;
+    return run;
 }
 
 // Removes what an interrupted earlier run may have left in `out`: temporary files of our
