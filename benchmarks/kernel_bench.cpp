@@ -116,7 +116,7 @@ int main(int argc, char** argv) {
         for (float& x : b) x = d(rng);
         const int oh = (s.h + 2 * s.pad - s.k) / s.stride + 1, ow = (s.w + 2 * s.pad - s.k) / s.stride + 1;
         // The algorithm the network uses for this layer (model.hpp's conv_algorithm_for).
-        const conv_algorithm algo = handgraph::detail::conv_algorithm_for(s.k, s.stride, s.pad, oh);
+        const conv_algorithm algo = handgraph::detail::conv_algorithm_for(s.k, s.stride, s.pad, oh, s.cin, false, k.fma);
         conv2d conv = conv2d::prepare(w.data(), b.data(), s.cout, s.cin, s.k, s.stride, s.pad, nullptr, nullptr, algo, setup);
         feature_map in(s.h, s.w, s.cin, s.pad);
         for (int y = 0; y < s.h; ++y)
@@ -128,14 +128,17 @@ int main(int argc, char** argv) {
         const bool wino = s.k == 3 && s.stride == 1 && s.pad == 1;
         const double tw = wino ? median_seconds([&] { conv.run_winograd(in, out, true, nullptr, ex); }, min_total) : 0;
         const bool uses_winograd = conv.algorithm() == conv_algorithm::winograd_f4x4;
-        const double tr = uses_winograd ? tw : td;
+        const bool uses_double = conv.algorithm() == conv_algorithm::direct_double;
+        const double tr = uses_winograd ? tw
+                          : uses_double ? median_seconds([&] { conv.run(in, out, true, nullptr, ex); }, min_total)
+                                        : td;
         if (wino)
             std::printf("%-26s %8.1f %9.3f %8.1f %10.3f %8.1f %9.3f %6d%s\n", s.name, flop / 1e6, td * 1e3,
                         flop / td / 1e9, tw * 1e3, flop / tw / 1e9, tr * 1e3, s.count,
                         uses_winograd ? " (winograd)" : "");
         else
-            std::printf("%-26s %8.1f %9.3f %8.1f %10s %8s %9.3f %6d\n", s.name, flop / 1e6, td * 1e3, flop / td / 1e9,
-                        "-", "-", tr * 1e3, s.count);
+            std::printf("%-26s %8.1f %9.3f %8.1f %10s %8s %9.3f %6d%s\n", s.name, flop / 1e6, td * 1e3, flop / td / 1e9,
+                        "-", "-", tr * 1e3, s.count, uses_double ? " (double)" : "");
         net_ms += s.count * tr * 1e3;
         net_flop += s.count * flop;
     }

@@ -106,10 +106,11 @@ void check_conv(const conv_case& c, std::mt19937& rng, double tol) {
                      c.residual ? &res : nullptr);
     contexts ctx;
     for (const std::string& arch : available_arch_names())
-    for (int method = 0; method < 2; ++method) {
+    for (int method = 0; method < 3; ++method) {  // 0: run() as prepared, 1: run_direct, 2: direct_double
         CAPTURE(arch);
         CAPTURE(method);
-        conv2d conv = conv2d::prepare(w.data(), b.data(), c.cout, c.cin, c.k, c.stride, c.pad, s, t, fastest(c.k, c.stride, c.pad), for_arch(arch));
+        conv2d conv = conv2d::prepare(w.data(), b.data(), c.cout, c.cin, c.k, c.stride, c.pad, s, t,
+                                      method == 2 ? conv_algorithm::direct_double : fastest(c.k, c.stride, c.pad), for_arch(arch));
         CHECK(conv.cin() == c.cin);
         CHECK(conv.cout() == c.cout);
         CHECK(conv.kernel() == c.k);
@@ -117,7 +118,7 @@ void check_conv(const conv_case& c, std::mt19937& rng, double tol) {
         CHECK(conv.pad() == c.pad);
         CHECK(conv.kernels_name() == arch);
         feature_map o1(oh, ow, c.cout, c.out_border), o2(oh, ow, c.cout, c.out_border);
-        if (method == 0) {
+        if (method != 1) {
             conv.run(in, o1, c.relu, c.residual ? &res : nullptr, ctx.one.exec());
             conv.run(in, o2, c.relu, c.residual ? &res : nullptr, ctx.two.exec());
         } else {
@@ -125,7 +126,9 @@ void check_conv(const conv_case& c, std::mt19937& rng, double tol) {
             conv.run_direct(in, o2, c.relu, c.residual ? &res : nullptr, ctx.two.exec());
         }
         const double err = relative_error(o1, ref);
-        CHECK(err <= (method == 0 && conv.algorithm() == conv_algorithm::winograd_f4x4 ? 1e-4 : tol));
+        // direct_double: sums in double, one rounding to float at the end.
+        CHECK(err <= (method == 0 && conv.algorithm() == conv_algorithm::winograd_f4x4 ? 1e-4 : method == 2 ? 1e-6 : tol));
+        if (method == 2) CHECK(conv.algorithm() == conv_algorithm::direct_double);
         CHECK(same_bits(o1, o2));
         CHECK(border_and_padding_zero(o1));
     }

@@ -40,6 +40,7 @@ constexpr float bn_eps = 1e-5f;
 // BatchNorm in inference mode as a per-channel affine: y = x * scale + shift.
 struct affine {
     std::vector<float> scale, shift;
+    std::vector<double> scale64, shift64;  // the same in double (conv_algorithm::direct_double)
     static affine from_bn(const weight_source& w, const std::string& prefix, int c) {
         std::vector<std::int64_t> s{c};
         const float_values g = w.f32(prefix + ".weight", s), b = w.f32(prefix + ".bias", s),
@@ -47,29 +48,47 @@ struct affine {
         affine a;
         a.scale.resize(std::size_t(c));
         a.shift.resize(std::size_t(c));
+        a.scale64.resize(std::size_t(c));
+        a.shift64.resize(std::size_t(c));
         for (std::size_t i = 0; i < std::size_t(c); ++i) {
             if (v[i] < 0) throw error(w.path() + ": tensor \"" + prefix + ".running_var\" holds a negative variance");
             // Same arithmetic as PyTorch's inference batch norm: (x - mean) / sqrt(var + eps) * weight + bias
             float inv = 1.0f / std::sqrt(v[i] + bn_eps);
             a.scale[i] = g[i] * inv;
             a.shift[i] = b[i] - m[i] * g[i] * inv;
+            const double inv64 = 1.0 / std::sqrt(double(v[i]) + double(bn_eps));
+            a.scale64[i] = double(g[i]) * inv64;
+            a.shift64[i] = double(b[i]) - double(m[i]) * a.scale64[i];
         }
         return a;
     }
 };
 
 // The one place that decides how each convolution computes. Winograd F(4x4,3x3) needs a
-// 3x3 stride-1 pad-1 layer; among those, it runs on maps at least winograd_min_size wide and
-// the direct kernel on the 8x8 and 4x4 maps. Winograd rebuilds the layer's transformed
-// weights on every call (winograd.hpp: ~0.15 ms for 128 -> 128), which the small maps do
-// not earn back: per-thread CPU time for 128 -> 128 (benchmarks/kernel_bench, AVX-512,
-// Zen 4) @8 direct 0.167 ms, Winograd 0.207; @16 direct 0.762, Winograd 0.357.
-// estimate_options::exact (exec::exact) overrides this and runs every layer direct.
-constexpr int winograd_min_size = 16;
+// 3x3 stride-1 pad-1 layer. It rebuilds the layer's transformed weights on every call
+// (winograd.hpp: ~0.15 ms for 128 -> 128), which the 8x8 maps do not earn back: per-thread
+// CPU time for 128 -> 128 (benchmarks/kernel_bench, AVX-512, Zen 4) @8 direct 0.167 ms,
+// Winograd 0.207; @16 direct 0.762, Winograd 0.357. Accuracy limits it further (below).
+// estimate_options::exact (exec::exact) runs every Winograd layer direct instead.
+// The layers before the first hourglass (the stem, r1, r4, r5: `early`) are the ones whose
+// rounding the rest of the network amplifies most: perturbing one of their outputs by 1e-6 of
+// its rms moved enc_1 and mesh_xyz by 4e-6..1e-5 on the parity fixture's worst crop, 2-20x a
+// hourglass layer's (benchmarks/NOTES.md, 2026-12-02). So they never run Winograd (whose
+// transforms carry ~10x the direct kernel's rounding), and the stem (the 7x7 convolution of
+// the 3-channel image, ~2% of the multiply-adds) runs direct_double in both modes: with its
+// BatchNorm folded into float weights and float sums it alone cost ~3e-6 of the 1e-5 bound.
+// Winograd runs on the 3x3 layers of maps at least winograd_min_size wide (64: the hourglasses'
+// top level and the heads); at 32 and 16 the hourglasses' Winograd layers took the default
+// mode's worst error from 8.4e-6 to 1.1e-5.
+constexpr int winograd_min_size = 64;
 
-inline kernels::conv_algorithm conv_algorithm_for(int kernel, int stride, int pad, int out_size) {
-    return kernel == 3 && stride == 1 && pad == 1 && out_size >= winograd_min_size ? kernels::conv_algorithm::winograd_f4x4
-                                                                                   : kernels::conv_algorithm::direct;
+// Without fused multiply-add (the sse2 kernels: xsimd::fma is a multiply and an add, two
+// roundings per term) the float kernels missed the bound (mesh_raw 1.1e-5 with every layer
+// direct), so there every layer runs direct_double: about 3x slower, on CPUs older than AVX2.
+inline kernels::conv_algorithm conv_algorithm_for(int kernel, int stride, int pad, int out_size, int cin, bool early, bool fma) {
+    if (cin <= 3 || !fma) return kernels::conv_algorithm::direct_double;
+    return kernel == 3 && stride == 1 && pad == 1 && out_size >= winograd_min_size && !early ? kernels::conv_algorithm::winograd_f4x4
+                                                                                             : kernels::conv_algorithm::direct;
 }
 
 // A layer as the networks bind it: the weights' source and how layers are prepared.
@@ -78,12 +97,14 @@ struct net_setup {
     kernels::layer_setup layers;
 };
 
-// `out_size`: the side of the layer's (square) output maps.
+// `out_size`: the side of the layer's (square) output maps; `early`: a layer before the first
+// hourglass (conv_algorithm_for).
 inline kernels::conv2d load_conv(const net_setup& n, const std::string& prefix, int cout, int cin, int k, int stride, int pad, int out_size,
-                                 const affine* bn = nullptr) {
+                                 const affine* bn = nullptr, bool early = false) {
     const float_values wt = n.w.f32(prefix + ".weight", {cout, cin, k, k}), b = n.w.f32(prefix + ".bias", {cout});
     return kernels::conv2d::prepare(wt.data(), b.data(), cout, cin, k, stride, pad, bn ? bn->scale.data() : nullptr, bn ? bn->shift.data() : nullptr,
-                                    conv_algorithm_for(k, stride, pad, out_size), n.layers);
+                                    conv_algorithm_for(k, stride, pad, out_size, cin, early, n.layers.table().fma), n.layers, bn ? bn->scale64.data() : nullptr,
+                                    bn ? bn->shift64.data() : nullptr);
 }
 
 inline kernels::linear load_linear(const net_setup& n, const std::string& prefix, int out, int in) {
@@ -94,8 +115,10 @@ inline kernels::linear load_linear(const net_setup& n, const std::string& prefix
 class residual {
 public:
     residual() = default;
-    // `size`: the side of the square maps it runs on (chooses the algorithm of its 3x3 conv).
-    residual(const net_setup& n, const std::string& p, int cin, int cout, int size) : cin_(cin), cout_(cout) {
+    // `size`: the side of the square maps it runs on, `early`: before the first hourglass (both
+    // choose the algorithm of its 3x3 conv, conv_algorithm_for).
+    residual(const net_setup& n, const std::string& p, int cin, int cout, int size, bool early = false)
+        : k_(&n.layers.table()), cin_(cin), cout_(cout) {
         const affine bn = affine::from_bn(n.w, p + ".bn", cin);
         pre_scale_ = aligned_buffer(std::size_t(round_up(cin, channel_block)), n.layers.weights);  // zero padding channels
         pre_shift_ = aligned_buffer(std::size_t(round_up(cin, channel_block)), n.layers.weights);
@@ -106,7 +129,7 @@ public:
         affine bn1 = affine::from_bn(n.w, p + ".bn1", cout / 2);
         affine bn2 = affine::from_bn(n.w, p + ".bn2", cout / 2);
         conv1_ = load_conv(n, p + ".conv1", cout / 2, cin, 1, 1, 0, size, &bn1);
-        conv2_ = load_conv(n, p + ".conv2", cout / 2, cout / 2, 3, 1, 1, size, &bn2);
+        conv2_ = load_conv(n, p + ".conv2", cout / 2, cout / 2, 3, 1, 1, size, &bn2, early);
         conv3_ = load_conv(n, p + ".conv3", cout, cout / 2, 1, 1, 0, size);
         if (cin != cout) conv4_ = std::make_unique<kernels::conv2d>(load_conv(n, p + ".conv4", cout, cin, 1, 1, 0, size));
     }
@@ -120,7 +143,13 @@ public:
         const int h = x.height, wd = x.width;
         auto* mem = ex.memory();
         feature_map b(mem, h, wd, cout_ / 2, 1);
-        conv1_.run_preact(x, pre_scale_.data(), pre_shift_.data(), b, true, nullptr, ex);
+        if (conv1_.algorithm() == kernels::conv_algorithm::direct_double) {  // no fused form: two steps
+            feature_map a(mem, h, wd, cin_, 0);
+            kernels::scale_shift_relu(*k_, x, pre_scale_.data(), pre_shift_.data(), a, ex);
+            conv1_.run(a, b, true, nullptr, ex);
+        } else {
+            conv1_.run_preact(x, pre_scale_.data(), pre_shift_.data(), b, true, nullptr, ex);
+        }
         feature_map c(mem, h, wd, cout_ / 2, 0);
         conv2_.run(b, c, true, nullptr, ex);
         b = feature_map();
@@ -134,6 +163,7 @@ public:
     }
 
 private:
+    const kernels::kernel_table* k_ = nullptr;
     int cin_ = 0, cout_ = 0;
     aligned_buffer pre_scale_, pre_shift_;  // bn as an affine, [round_up(cin, 16)]
     kernels::conv2d conv1_, conv2_, conv3_;
@@ -204,10 +234,10 @@ public:
         const std::string p = "net_hm.";
         k_ = &n.layers.table();
         detail::affine bn1 = detail::affine::from_bn(n.w, p + "bn1", 64);
-        conv1_ = detail::load_conv(n, p + "conv1_", 64, 3, 7, 2, 3, 128, &bn1);
-        r1_ = detail::residual(n, p + "r1", 64, 128, 128);
-        r4_ = detail::residual(n, p + "r4", 128, 128, 64);
-        r5_ = detail::residual(n, p + "r5", 128, num_features, 64);
+        conv1_ = detail::load_conv(n, p + "conv1_", 64, 3, 7, 2, 3, 128, &bn1, true);
+        r1_ = detail::residual(n, p + "r1", 64, 128, 128, true);
+        r4_ = detail::residual(n, p + "r4", 128, 128, 64, true);
+        r5_ = detail::residual(n, p + "r5", 128, num_features, 64, true);
         for (int i = 0; i < num_stacks; ++i) {
             std::string s = std::to_string(i);
             hg_.push_back(std::make_unique<detail::hourglass>(n, p + "hourglass." + s, 4, num_features, heatmap_size));

@@ -55,6 +55,12 @@ struct conv_args {
     const float* pre_shift = nullptr;
     float* (*scratch)(void* spaces, int slot, std::size_t floats) = nullptr;
     void* spaces = nullptr;
+    // conv_direct_double only: the unscaled weights in double ([cout16][k][k][cin][16], as
+    // `weight`), and the per-output-channel epilogue y = sum * scale64 + shift64 ([cout16 * 16];
+    // shift64 = bias * scale + shift).
+    const double* weight64 = nullptr;
+    const double* scale64 = nullptr;
+    const double* shift64 = nullptr;
 };
 
 // Output row `oy`, output blocks [g, g + NB).
@@ -137,6 +143,88 @@ void conv_direct(const conv_args& a) {
     });
 }
 
+// conv_direct_double: P output pixels x 16 output channels of one block, accumulated in
+// double (every product exact, one rounding per add) over the taps and logical input
+// channels, then y = float(sum * scale64 + shift64), relu, residual.
+template <class Arch, int P>
+inline void conv_double_tile(const conv_args& a, const float* ip, std::ptrdiff_t ps, const double* w, const double* sc,
+                             const double* sh, float* op, const float* rp) {
+    using D = xsimd::batch<double, Arch>;
+    constexpr int LD = int(D::size), V = 16 / LD;
+    D acc[P][V];
+#pragma GCC unroll 8
+    for (int p = 0; p < P; ++p)
+#pragma GCC unroll 8
+        for (int v = 0; v < V; ++v) acc[p][v] = D(0.0);
+    for (int ky = 0; ky < a.kernel; ++ky)
+        for (int kx = 0; kx < a.kernel; ++kx) {
+            const float* x = ip + ky * a.in_row + kx * a.in_cpad;
+            const double* wt = w + std::ptrdiff_t(ky * a.kernel + kx) * a.cin * 16;
+            for (int ci = 0; ci < a.cin; ++ci, wt += 16) {
+                D wv[V];
+#pragma GCC unroll 8
+                for (int v = 0; v < V; ++v) wv[v] = D::load_unaligned(wt + v * LD);
+#pragma GCC unroll 8
+                for (int p = 0; p < P; ++p) {
+                    const D xb(double(x[p * ps + ci]));
+#pragma GCC unroll 8
+                    for (int v = 0; v < V; ++v) acc[p][v] = xsimd::fma(xb, wv[v], acc[p][v]);
+                }
+            }
+        }
+    alignas(64) double y[16];
+    for (int p = 0; p < P; ++p) {
+#pragma GCC unroll 8
+        for (int v = 0; v < V; ++v)
+            xsimd::fma(acc[p][v], D::load_unaligned(sc + v * LD), D::load_unaligned(sh + v * LD)).store_aligned(y + v * LD);
+        for (int l = 0; l < 16; ++l) {
+            float f = float(y[l]);
+            if (a.relu && f < 0.0f) f = 0.0f;
+            if (rp) f += rp[p * a.res_cpad + l];
+            op[p * a.out_cpad + l] = f;
+        }
+    }
+}
+
+template <class Arch, int P>
+struct conv_double_tail {
+    template <class... T>
+    static void run(int n, const conv_args& a, T... t) {
+        if (n == P) conv_double_tile<Arch, P>(a, t...);
+        else conv_double_tail<Arch, P - 1>::run(n, a, t...);
+    }
+};
+template <class Arch>
+struct conv_double_tail<Arch, 0> {
+    template <class... T>
+    static void run(int, const conv_args&, T...) {}
+};
+
+// The direct convolution accumulated in double (conv_algorithm::direct_double): each item
+// one output row of one 16-channel block.
+template <class Arch>
+void conv_direct_double(const conv_args& a) {
+    constexpr int V = 16 / int(xsimd::batch<double, Arch>::size);
+    constexpr int P = V <= 2 ? 8 : V == 4 ? 3 : 1;  // accumulators: 16, 12, 8 of the registers
+    const std::ptrdiff_t gs = std::ptrdiff_t(a.kernel) * a.kernel * a.cin * 16;
+    const std::ptrdiff_t ps = std::ptrdiff_t(a.stride) * a.in_cpad;
+    parallel_for(a.loop, true, a.out_h * a.cout16, 1, [&](int it, int) {
+        const int oy = it / a.cout16, g = it % a.cout16;
+        const float* ip = a.in + std::ptrdiff_t(oy) * a.stride * a.in_row;
+        const double* w = a.weight64 + g * gs;
+        const double* sc = a.scale64 + g * 16;
+        const double* sh = a.shift64 + g * 16;
+        float* op = a.out + oy * a.out_row + g * 16;
+        const float* rp = a.res ? a.res + oy * a.res_row + g * 16 : nullptr;
+        int ox = 0;
+        for (; ox + P <= a.out_w; ox += P)
+            conv_double_tile<Arch, P>(a, ip + ox * ps, ps, w, sc, sh, op + ox * a.out_cpad, rp ? rp + ox * a.res_cpad : nullptr);
+        if (ox < a.out_w)
+            conv_double_tail<Arch, P - 1>::run(a.out_w - ox, a, ip + ox * ps, ps, w, sc, sh, op + ox * a.out_cpad,
+                                               rp ? rp + ox * a.res_cpad : nullptr);
+    });
+}
+
 inline void check_map(const feature_map& m, const char* what) {
     std::size_t n = std::size_t(m.height + 2 * m.border) * std::size_t(m.width + 2 * m.border) * std::size_t(m.cpad);
     if (m.height <= 0 || m.width <= 0 || m.channels <= 0 || m.border < 0 || m.cpad != round_up(m.channels, channel_block) ||
@@ -152,9 +240,12 @@ inline std::string shape_str(const feature_map& m) {
 
 }  // namespace detail
 
-// How a convolution layer computes: the direct kernel, or Winograd F(4x4, 3x3) (3x3 stride-1
+// How a convolution layer computes: the direct kernel; the direct kernel accumulated in
+// double with the layer's affine (folded BatchNorm) applied in double after the sum instead
+// of folded into float weights (about 2x the direct kernel's time; for the layers whose
+// rounding the rest of the network amplifies most); or Winograd F(4x4, 3x3) (3x3 stride-1
 // pad-1 layers only). model.hpp's conv_algorithm_for chooses per layer.
-enum class conv_algorithm { direct, winograd_f4x4 };
+enum class conv_algorithm { direct, direct_double, winograd_f4x4 };
 
 // A convolution layer with its weights packed for the kernels. Move-only.
 class conv2d {
@@ -164,8 +255,11 @@ public:
     // y = (conv(x) + bias) * scale + shift (scale and shift may each be null).
     // `algorithm`: how run() computes (winograd_f4x4 only for 3x3 stride-1 pad-1 layers).
     // `setup`: the instruction set (chosen here, once) and where the packed weights live.
+    // direct_double only: `scale64`/`shift64` (may be null: `scale`/`shift` widened), the
+    // affine as computed in double from the BatchNorm's parameters.
     static conv2d prepare(const float* weight, const float* bias, int cout, int cin, int kernel, int stride, int pad,
-                          const float* scale, const float* shift, conv_algorithm algorithm, const layer_setup& setup = {}) {
+                          const float* scale, const float* shift, conv_algorithm algorithm, const layer_setup& setup = {},
+                          const double* scale64 = nullptr, const double* shift64 = nullptr) {
         if (!weight) throw error("conv2d::prepare: no weights");
         if (cout <= 0 || cin <= 0 || kernel <= 0 || stride <= 0 || pad < 0)
             throw error("conv2d::prepare: bad shape cout " + std::to_string(cout) + " cin " + std::to_string(cin) +
@@ -181,32 +275,52 @@ public:
         c.algorithm_ = algorithm;
         const std::size_t kk = std::size_t(kernel) * kernel;
         const std::size_t gs = kk * cin * 16;
-        c.weight_ = aligned_buffer(setup.weights);
-        c.bias_ = aligned_buffer(setup.weights);
-        c.weight_.resize_uninitialized(c.cout16_ * gs);  // every value written below
-        c.bias_.resize(std::size_t(c.cout16_) * 16);
-        for (int co = 0; co < cout; ++co) {
-            const float s = scale ? scale[co] : 1.0f;
-            const float b = bias ? bias[co] : 0.0f;
-            c.bias_[co] = scale || shift ? b * s + (shift ? shift[co] : 0.0f) : b;
-        }
-        // Output order (each 16-float row written once, front to back; padding channels 0).
-        for (int cb = 0; cb < c.cout16_; ++cb) {
-            const int n = cout - cb * 16 < 16 ? cout - cb * 16 : 16;  // real channels of the block
-            float sc[16];
-            const float* src[16];
-            for (int l = 0; l < n; ++l) {
-                sc[l] = scale ? scale[cb * 16 + l] : 1.0f;
-                src[l] = weight + std::size_t(cb * 16 + l) * cin * kk;
+        if (algorithm != conv_algorithm::direct_double) {
+            c.weight_ = aligned_buffer(setup.weights);
+            c.bias_ = aligned_buffer(setup.weights);
+            c.weight_.resize_uninitialized(c.cout16_ * gs);  // every value written below
+            c.bias_.resize(std::size_t(c.cout16_) * 16);
+            for (int co = 0; co < cout; ++co) {
+                const float s = scale ? scale[co] : 1.0f;
+                const float b = bias ? bias[co] : 0.0f;
+                c.bias_[co] = scale || shift ? b * s + (shift ? shift[co] : 0.0f) : b;
             }
-            float* dst = c.weight_.data() + std::size_t(cb) * gs;
-            for (std::size_t t = 0; t < kk; ++t)
-                for (int ci = 0; ci < cin; ++ci, dst += 16) {
-                    for (int l = 0; l < n; ++l) dst[l] = src[l][std::size_t(ci) * kk + t] * sc[l];
-                    for (int l = n; l < 16; ++l) dst[l] = 0.0f;
+            // Output order (each 16-float row written once, front to back; padding channels 0).
+            for (int cb = 0; cb < c.cout16_; ++cb) {
+                const int n = cout - cb * 16 < 16 ? cout - cb * 16 : 16;  // real channels of the block
+                float sc[16];
+                const float* src[16];
+                for (int l = 0; l < n; ++l) {
+                    sc[l] = scale ? scale[cb * 16 + l] : 1.0f;
+                    src[l] = weight + std::size_t(cb * 16 + l) * cin * kk;
                 }
+                float* dst = c.weight_.data() + std::size_t(cb) * gs;
+                for (std::size_t t = 0; t < kk; ++t)
+                    for (int ci = 0; ci < cin; ++ci, dst += 16) {
+                        for (int l = 0; l < n; ++l) dst[l] = src[l][std::size_t(ci) * kk + t] * sc[l];
+                        for (int l = n; l < 16; ++l) dst[l] = 0.0f;
+                    }
+            }
         }
         if (kernel == 3 && stride == 1 && pad == 1) c.wino_ = winograd_f4x4_3x3::prepare(cout, cin);
+        if (algorithm == conv_algorithm::direct_double) {
+            // Unscaled weights, same packing, in double (no float copy); the affine in
+            // double: y = sum * s + (bias * s + t).
+            c.weight64_.assign(c.cout16_ * gs, 0.0);
+            c.scale64_.assign(std::size_t(c.cout16_) * 16, 0.0);
+            c.shift64_.assign(std::size_t(c.cout16_) * 16, 0.0);
+            for (int co = 0; co < cout; ++co) {
+                const double s = scale64 ? scale64[co] : scale ? double(scale[co]) : 1.0;
+                const double t = shift64 ? shift64[co] : shift ? double(shift[co]) : 0.0;
+                c.scale64_[std::size_t(co)] = s;
+                c.shift64_[std::size_t(co)] = (bias ? double(bias[co]) : 0.0) * s + t;
+                const std::size_t cb = std::size_t(co / 16), l = std::size_t(co % 16);
+                for (std::size_t t2 = 0; t2 < kk; ++t2)
+                    for (int ci = 0; ci < cin; ++ci)
+                        c.weight64_[cb * gs + (t2 * std::size_t(cin) + std::size_t(ci)) * 16 + l] =
+                            weight[(std::size_t(co) * cin + std::size_t(ci)) * kk + t2];
+            }
+        }
         return c;
     }
 
@@ -216,12 +330,27 @@ public:
     // `pad`; `residual` (optional) has out's shape and may be `out` itself.
     void run(const feature_map& in, feature_map& out, bool relu, const feature_map* residual, const exec& ex) const {
         if (algorithm_ == conv_algorithm::winograd_f4x4 && !ex.exact) run_winograd(in, out, relu, residual, ex);
+        else if (algorithm_ == conv_algorithm::direct_double) run_direct_double(in, out, relu, residual, ex);
         else run_direct(in, out, relu, residual, ex);
     }
 
-    // The direct kernel, whatever prepare chose (tests and benchmarks compare the methods).
+    // The direct kernel accumulated in double (direct_double layers only, else throws).
+    void run_direct_double(const feature_map& in, feature_map& out, bool relu, const feature_map* residual,
+                           const exec& ex) const {
+        if (weight64_.empty()) throw error("conv2d::run_direct_double: not prepared as direct_double");
+        check(in, out, residual);
+        detail::conv_args a = args(in, out, relu, residual, ex);
+        a.weight64 = weight64_.data();
+        a.scale64 = scale64_.data();
+        a.shift64 = shift64_.data();
+        kernels_->conv_direct_double(a);
+    }
+
+    // The direct kernel, whatever prepare chose (tests and benchmarks compare the methods);
+    // for a direct_double layer, the direct kernel in double.
     void run_direct(const feature_map& in, feature_map& out, bool relu, const feature_map* residual,
                     const exec& ex) const {
+        if (algorithm_ == conv_algorithm::direct_double) return run_direct_double(in, out, relu, residual, ex);
         check(in, out, residual);
         detail::conv_args a = args(in, out, relu, residual, ex);
         kernels_->conv_direct(a);
@@ -234,6 +363,7 @@ public:
     void run_preact(const feature_map& in, const float* pre_scale, const float* pre_shift, feature_map& out, bool relu,
                     const feature_map* residual, const exec& ex) const {
         if (k_ != 1 || stride_ != 1 || pad_ != 0) throw error("conv2d::run_preact: not a 1x1 stride-1 pad-0 layer");
+        if (algorithm_ == conv_algorithm::direct_double) throw error("conv2d::run_preact: a direct_double layer");
         if (!pre_scale || !pre_shift) throw error("conv2d::run_preact: no pre-activation scale or shift");
         check(in, out, residual);
         detail::conv_args a = args(in, out, relu, residual, ex);
@@ -249,6 +379,7 @@ public:
     void run_winograd(const feature_map& in, feature_map& out, bool relu, const feature_map* residual,
                       const exec& ex) const {
         if (!wino_.ready()) throw error("conv2d::run_winograd: not a 3x3 stride-1 pad-1 layer");
+        if (algorithm_ == conv_algorithm::direct_double) throw error("conv2d::run_winograd: a direct_double layer");
         check(in, out, residual);
         wino_.run(*kernels_, weight_.data(), bias_.data(), in, out, relu, residual, ex);
     }
@@ -313,6 +444,7 @@ private:
     const detail::kernel_table* kernels_ = nullptr;
     conv_algorithm algorithm_ = conv_algorithm::direct;
     aligned_buffer weight_, bias_;
+    std::vector<double> weight64_, scale64_, shift64_;  // direct_double layers only
     winograd_f4x4_3x3 wino_;
 };
 

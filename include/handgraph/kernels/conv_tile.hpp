@@ -6,11 +6,12 @@
 // input scalar per pixel and multiplying it with NB x 16 packed weights ([k][k][cin][16] per
 // block, blocks `gs` floats apart); the store adds bias (accumulator start), relu, residual.
 // CIN > 0: exactly CIN input channels (unrolled; used for the 3-channel image).
-// Accumulation: chains of at most conv_partial_terms (16) input-channel FMAs, each folded in
-// turn into a partial sum held in an L1 tile (one add per 16 FMAs); a 3x3 x 128 layer as one
-// chain of 1152 FMAs carried 3-4x PyTorch's rounding error and the network failed the 1e-5
-// parity bound (benchmarks/NOTES.md). The order is fixed, so a pixel's result never depends
-// on the tile it is computed in (nor on the thread count).
+// Accumulation: chains of at most conv_partial_terms (16) input-channel FMAs, the chains
+// summed pairwise in L1 tiles; a 3x3 x 128 layer as one chain of 1152 FMAs carried 3-4x
+// PyTorch's rounding error and the network failed the 1e-5 parity bound; chains of 16 summed
+// in a running sum: rms error 1.65e-7 of a 3x3 64->128 layer's rms, pairwise 9.1e-8
+// (benchmarks/NOTES.md). The order is fixed, so a pixel's result never depends on the tile it
+// is computed in (nor on the thread count).
 // Depends on xsimd.
 #pragma once
 #include <cstddef>
@@ -70,23 +71,36 @@ inline void conv_direct_tile(const float* ip, std::ptrdiff_t ps, std::ptrdiff_t 
             for (int v = 0; v < V; ++v) acc[p][v] = xsimd::fma(xb, wv[v], acc[p][v]);
         }
     };
-    // Partial sums: every `conv_partial_terms` input channels (at most), the accumulators
-    // are added to a running sum in an L1 tile and restart from zero, so no FMA chain is
-    // longer than that (a 3x3 x 128 layer would otherwise chain 1152 terms: 3-4x the
-    // rounding error of PyTorch's float32; see benchmarks/NOTES.md).
-    alignas(64) float part[P][V * L];
-    bool has_part = false;
-    int run = 0;
+    // Partial sums: every `conv_partial_terms` input channels (at most) the accumulators
+    // are flushed and restart from zero, so no FMA chain is longer than that; the flushed
+    // chains are summed pairwise (a binary counter of partial-sum tiles in L1: tile `l`
+    // holds the sum of 2^l chains), so a 3x3 x 256 layer's 144 chains meet in a tree of
+    // depth 8 instead of a running sum of 144 adds (benchmarks/NOTES.md, 2026-12-02).
+    constexpr int levels = 10;  // the top tile keeps summing past 2^9 chains
+    alignas(64) float part[levels][P][V * L];
+    unsigned chains = 0;  // chains flushed; bit l set: tile l holds a sum
+    bool top_used = false;
+    int run = 0;  // terms in the open chain
     auto flush = [&]() {
+        int l = 0;
+        while (l < levels - 1 && ((chains >> l) & 1u)) {
+#pragma GCC unroll 16
+            for (int p = 0; p < P; ++p)
+#pragma GCC unroll 8
+                for (int v = 0; v < V; ++v) acc[p][v] = B::load_aligned(&part[l][p][v * L]) + acc[p][v];
+            ++l;
+        }
+        const bool add_top = l == levels - 1 && top_used;
 #pragma GCC unroll 16
         for (int p = 0; p < P; ++p)
 #pragma GCC unroll 8
             for (int v = 0; v < V; ++v) {
-                B s = has_part ? acc[p][v] + B::load_aligned(&part[p][v * L]) : acc[p][v];
-                s.store_aligned(&part[p][v * L]);
+                B s = add_top ? B::load_aligned(&part[l][p][v * L]) + acc[p][v] : acc[p][v];
+                s.store_aligned(&part[l][p][v * L]);
                 acc[p][v] = B(0.0f);
             }
-        has_part = true;
+        if (l == levels - 1) top_used = true;
+        ++chains;
         run = 0;
     };
     for (int ky = 0; ky < k; ++ky)
@@ -108,11 +122,14 @@ inline void conv_direct_tile(const float* ip, std::ptrdiff_t ps, std::ptrdiff_t 
                 if (run + 16 > conv_partial_terms) flush();
             }
         }
-    if (has_part) {
+    // The last (open) chain, then the tiles from the smallest sums up.
+    for (int l = 0; l < levels; ++l) {
+        const bool held = l < levels - 1 ? ((chains >> l) & 1u) != 0 : top_used;
+        if (!held) continue;
 #pragma GCC unroll 16
         for (int p = 0; p < P; ++p)
 #pragma GCC unroll 8
-            for (int v = 0; v < V; ++v) acc[p][v] += B::load_aligned(&part[p][v * L]);
+            for (int v = 0; v < V; ++v) acc[p][v] += B::load_aligned(&part[l][p][v * L]);
     }
     const B zero(0.0f);
 #pragma GCC unroll 16

@@ -23,6 +23,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../error.hpp"
@@ -43,13 +44,22 @@ struct linear_args;
 struct kernel_table {
     const char* name;  // xsimd's name: "avx512bw", "fma3+avx2", "sse2", ...
     unsigned version;  // xsimd's ordering: larger is better
+    bool fma;          // fused multiply-add (one rounding); without it (sse2) xsimd::fma is a multiply and an add
     void (*conv_direct)(const conv_args&);
     void (*conv_direct_preact)(const conv_args&);
+    void (*conv_direct_double)(const conv_args&);
     void (*winograd)(const winograd_args&);
     void (*winograd_weights)(const winograd_weights_args&);
     void (*eltwise)(const eltwise_args&);
     void (*linear)(const linear_args&);
 };
+
+// Arch has fused multiply-add instructions.
+template <class Arch>
+constexpr bool arch_has_fma() {
+    return std::is_base_of<xsimd::fma3<xsimd::sse4_2>, Arch>::value || std::is_base_of<xsimd::fma3<xsimd::avx>, Arch>::value ||
+           std::is_base_of<xsimd::fma3<xsimd::avx2>, Arch>::value || std::is_base_of<xsimd::avx512f, Arch>::value;
+}
 
 // The table of Arch's instantiations (defined in kernels.hpp).
 template <class Arch>

@@ -29,7 +29,8 @@ namespace detail {
 // of dispatch.hpp; otherwise, for xsimd::default_arch, where the implementation is compiled.
 template <class Arch>
 const kernel_table& kernel_table_for() {
-    static const kernel_table table{Arch::name(), Arch::version(), &conv_direct<Arch>, &conv_direct_preact<Arch>, &winograd<Arch>,
+    static const kernel_table table{Arch::name(), Arch::version(), arch_has_fma<Arch>(), &conv_direct<Arch>, &conv_direct_preact<Arch>, &conv_direct_double<Arch>,
+                                    &winograd<Arch>,
                                     &winograd_weights<Arch>, &eltwise<Arch>, &linear_kernel<Arch>};
     return table;
 }

@@ -13,10 +13,9 @@
 // and M stay in L2 and each weight matrix U[xi] is read once per chunk.
 // Points 0, +-1, +-2: B^T and A^T have small integer entries and run in float; G (1/4,
 // 1/6, 1/12, 1/24) is applied in double at prepare. Max |err| / max |out| against the double
-// reference: 3.2e-6 over the test shapes with the GEMMs' partial sums (conv_tile.hpp; 5.4e-6
-// with one FMA chain per output), tests/test_kernels.cpp prints it; bound 1e-5. Whole
-// network: worst 9.7e-6 relative against float64 (direct only, estimate_options::exact:
-// same worst, lower elsewhere); see benchmarks/NOTES.md.
+// reference: 3.2e-6 over the test shapes, ~10x the direct kernel's rms error (the
+// transforms' rounding), which is why model.hpp's conv_algorithm_for keeps it off the layers
+// the network's output is most sensitive to; tests/test_kernels.cpp prints it; bound 1e-5.
 // conv2d (conv.hpp) runs it for the layers prepared with conv_algorithm::winograd_f4x4
 // (model.hpp's conv_algorithm_for says which, and why).
 // Depends on tensor.hpp, dispatch.hpp, conv_tile.hpp.
