@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The test suite under AddressSanitizer + UndefinedBehaviorSanitizer (gcc, libgomp:
-# OpenMP is fine under ASan), then the concurrency test under ThreadSanitizer.
+# The test suite under AddressSanitizer + UndefinedBehaviorSanitizer (gcc), then the
+# concurrency tests under ThreadSanitizer.
 # Usage: bash tools/run_sanitizers.sh [build-dir]        (default: build-asan)
 #
-#  1. ASan+UBSan: every C++ test, hand_demo and the Python tests that drive it, built
+#  1. ASan+UBSan: every C++ test, hand_demo and the Python tests that drive it, and the
+#     Python module (linked with the sanitizers: CMAKE_MODULE_LINKER_FLAGS; its test,
+#     tests/test_python_module.py, restarts the interpreter with the ASan runtime in
+#     LD_PRELOAD and detect_leaks=0, from <build>/python/asan_preload.txt), built
 #     RelWithDebInfo with -fsanitize=address,undefined -fno-omit-frame-pointer
 #     -fno-sanitize-recover=all (UB fails the test, it is not just printed).
 #     Left out (ctest -E; a file's name stands for all of its CTest tests), with the reason:
@@ -24,8 +27,7 @@
 #  2. TSan: test_parallel (the kernels' worker pool: loops on several threads, several
 #     calling threads with their own pools) and test_robustness (one model used from 4
 #     std::threads at once, results equal to sequential use), built with -fsanitize=thread
-#     and OpenMP off (libgomp is not TSan-instrumented and gives false reports; the
-#     kernels' own pool does not use OpenMP).
+#     (nothing uses OpenMP, whose libgomp TSan does not see into).
 # Exit status: non-zero when a build or a test fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,16 +37,15 @@ jobs="$(nproc)"
 t0=$(date +%s)
 
 san="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
-# The SIMD kernels (tools/runtime/kernels_<isa>.cpp) keep their register tiles in local
-# arrays that lambdas capture: ASan's stack instrumentation puts every accumulator in
-# memory behind a shadow check (inference 24 s instead of 0.4 s, 5x the compile time).
-# There, and only there, stack instrumentation is off (--param=asan-stack=0); their heap
-# and global accesses (activations, weights) stay checked, as does every other file.
+# The SIMD kernels (the kernels_<isa>.cpp tables cmake/runtime.cmake generates) keep their
+# register tiles in local arrays that lambdas capture: ASan's stack instrumentation puts
+# every accumulator in memory behind a shadow check (inference 24 s instead of 0.4 s, 5x
+# the compile time). There, and only there, stack instrumentation is off
+# (HANDGRAPH_KERNEL_COMPILE_OPTIONS=--param=asan-stack=0, CMakeLists.txt); their heap and
+# global accesses (activations, weights) stay checked, as does every other file.
 mkdir -p "$build"
 build_abs="$(cd "$build" && pwd)"
-cat > "$build_abs/sanitize_kernels.cmake" <<'CMAKE'
-file(GLOB _handgraph_kernel_tus ${CMAKE_SOURCE_DIR}/tools/runtime/kernels_*.cpp)
-set_source_files_properties(${_handgraph_kernel_tus} PROPERTIES COMPILE_FLAGS "--param=asan-stack=0")
+cat > "$build_abs/sanitize_stb.cmake" <<'CMAKE'
 # Debian's stb_image 2.27 shifts by 32 in its JPEG bit reader on damaged data (fixed in
 # 2.28; harmless on x86, the file is refused): shift checks are off in stb's TU only
 # (tests/fuzz/build.sh). GCC 12 ignores -fno-sanitize=shift-exponent after
@@ -54,8 +55,9 @@ CMAKE
 # RelWithDebInfo at -O2 with line tables only (-g1: enough for the reports' file:line)
 # and without NDEBUG (asserts stay on).
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1" \
-  -DCMAKE_CXX_FLAGS="$san" -DCMAKE_EXE_LINKER_FLAGS="$san" \
-  -DCMAKE_PROJECT_INCLUDE="$build_abs/sanitize_kernels.cmake" \
+  -DCMAKE_CXX_FLAGS="$san" -DCMAKE_EXE_LINKER_FLAGS="$san" -DCMAKE_MODULE_LINKER_FLAGS="$san" \
+  -DCMAKE_PROJECT_INCLUDE="$build_abs/sanitize_stb.cmake" \
+  -DHANDGRAPH_KERNEL_COMPILE_OPTIONS=--param=asan-stack=0 -DHANDGRAPH_TEST_TIMEOUT=1500 \
   -DHANDGRAPH_BUILD_BENCHMARKS=OFF >/dev/null
 cmake --build "$build" -j "$jobs"
 
@@ -77,7 +79,7 @@ export HANDGRAPH_ROBUSTNESS_TIMEOUT=900 HANDGRAPH_ROBUSTNESS_QUICK=1
 junit="$build_abs/ctest-junit.xml"
 rm -f "$junit"
 rc=0
-(cd "$build" && ctest --output-on-failure -j "$jobs" --timeout 1500 --output-junit "$junit" \
+(cd "$build" && ctest --output-on-failure -j "$jobs" --output-junit "$junit" \
   --test-output-size-passed 1048576 \
   -E '^(install_consumer|(py_test_convert|py_test_hand_graph|py_test_reference|test_pipeline|py_test_hand_eval_parity)(: .*)?)$') || rc=$?
 python3 tools/ctest_summary.py "$junit" --label run_sanitizers
@@ -87,7 +89,7 @@ echo "run_sanitizers: ASan+UBSan suite passed in $((t1 - t0)) s"
 
 # ThreadSanitizer: the concurrency test only (its own small build).
 tsan="$build-tsan"
-cmake -S . -B "$tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHANDGRAPH_USE_OPENMP=OFF \
+cmake -S . -B "$tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_FLAGS="-fsanitize=thread -fno-omit-frame-pointer" -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" \
   -DHANDGRAPH_BUILD_BENCHMARKS=OFF -DHANDGRAPH_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build "$tsan" -j "$jobs" --target test_robustness test_parallel
