@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "hands_json.hpp"
 #include "handgraph/demo.hpp"
 #include "handgraph/detector.hpp"
 #include "handgraph/eval/mesh_render.hpp"
@@ -75,53 +76,9 @@ const char* usage =
     "              in ../shared/data/hand-graph-cnn, else a synthetic one)\n"
     "Values are comma-separated and may be negative: --root -3.2,11.0,42.4\n";
 
-template <std::size_t N>
-std::vector<float> flat(const std::array<std::array<float, 3>, N>& points) {
-    std::vector<float> out;
-    out.reserve(N * 3);
-    for (const auto& p : points) out.insert(out.end(), p.begin(), p.end());
-    return out;
-}
-
-// The picture with the hand drawn on: the mesh, shaded and projected with the camera used,
-// then the 2D skeleton. For a frame crop (--bbox) the picture is the crop, so the mesh is
-// projected into the crop's box.
-handgraph::image overlay(const handgraph::image& img, const handgraph::hand_result& r, const handgraph::model& m) {
-    handgraph::image out = img;
-    const std::array<double, 4> cam{r.camera[0], r.camera[1], r.camera[2], r.camera[3]};
-    std::array<int, 4> box{0, 0, img.width, img.height};
-    if (r.box_from == handgraph::box_source::frame_crop)
-        box = {int(std::lround(r.box[0])), int(std::lround(r.box[1])), int(std::lround(r.box[2])), int(std::lround(r.box[3]))};
-    handgraph::render_mesh(out, flat(r.estimate.mesh_cm), m.faces(r.side), cam, box);
-    handgraph::uv21 uv{};
-    for (std::size_t j = 0; j < handgraph::pose_joint_count; ++j) {
-        if (r.box_from == handgraph::box_source::frame_crop) uv[j] = {double(r.estimate.uv_px[j][0]), double(r.estimate.uv_px[j][1])};
-        else uv[j] = {double(r.uv_image[j][0]), double(r.uv_image[j][1])};
-    }
-    handgraph::draw_skeleton(out, uv, std::max(2.0, double(std::max(img.width, img.height)) / 300.0));
-    return out;
-}
-
-// A hand the detector found: its crop box (the square handed to the network, white), the
-// palm's keypoints (yellow) and MediaPipe's rotated hand region (thin, grey).
-void draw_detection(handgraph::image& img, const handgraph::palm_detection& d) {
-    const double t = std::max(2.0, double(std::max(img.width, img.height)) / 300.0);
-    const double x0 = d.hand_box[0], y0 = d.hand_box[1], x1 = x0 + d.hand_box[2], y1 = y0 + d.hand_box[3];
-    const handgraph::bgr white{255, 255, 255}, yellow{0, 220, 255}, grey{160, 160, 160};
-    handgraph::draw_line(img, x0, y0, x1, y0, white, t);
-    handgraph::draw_line(img, x1, y0, x1, y1, white, t);
-    handgraph::draw_line(img, x1, y1, x0, y1, white, t);
-    handgraph::draw_line(img, x0, y1, x0, y0, white, t);
-    const double c = std::cos(d.region_rotation), s = std::sin(d.region_rotation), h = d.region_side / 2;
-    const double corner[4][2] = {{-h, -h}, {h, -h}, {h, h}, {-h, h}};
-    for (int k = 0; k < 4; ++k) {
-        const double* a = corner[k];
-        const double* b = corner[(k + 1) % 4];
-        handgraph::draw_line(img, d.region_center[0] + a[0] * c - a[1] * s, d.region_center[1] + a[0] * s + a[1] * c, d.region_center[0] + b[0] * c - b[1] * s,
-                             d.region_center[1] + b[0] * s + b[1] * c, grey, std::max(1.0, t / 2));
-    }
-    for (const auto& k : d.keypoints) handgraph::draw_disc(img, k[0], k[1], t + 1, yellow);
-}
+using hands_json::draw_detection;
+using hands_json::flat;
+using hands_json::overlay;
 
 int run(int argc, char** argv) {
     std::string weights, image_path, json_out, obj_out, ply_out, overlay_out, template_path, units = "cm";
@@ -315,33 +272,10 @@ int run(int argc, char** argv) {
         std::string hands;
         for (std::size_t i = 0; i < results.size(); ++i) {
             const handgraph::hand_result& r = results[i];
-            const std::string root_desc = r.root == handgraph::root_method::given ? "given" : "estimated";
-            std::string hand = "    {\n";
-            hand += "      \"side\": " + js::quote(handgraph::to_string(r.side)) + ",\n";
-            hand += "      \"box\": [" + js::number(r.box[0]) + ", " + js::number(r.box[1]) + ", " + js::number(r.box[2]) + ", " + js::number(r.box[3]) + "],\n";
-            hand += "      \"box_source\": " + js::quote(handgraph::to_string(r.box_from)) + ",\n";
-            if (detect) {
-                const handgraph::palm_detection& d = palms[i];
-                hand += "      \"detection_score\": " + js::number(d.score) + ",\n";
-                hand += "      \"palm_keypoints\": " + js::matrix(d.keypoints) + ",\n";
-                hand += "      \"palm_box\": [" + js::number(d.palm_box[0]) + ", " + js::number(d.palm_box[1]) + ", " + js::number(d.palm_box[2]) + ", " +
-                        js::number(d.palm_box[3]) + "],\n";
-                hand += "      \"hand_region\": {\"center\": [" + js::number(d.region_center[0]) + ", " + js::number(d.region_center[1]) +
-                        "], \"side\": " + js::number(d.region_side) + ", \"rotation_rad\": " + js::number(d.region_rotation) + "},\n";
-            }
-            hand += "      \"uv\": " + js::matrix(r.estimate.uv_px) + ",\n";
-            hand += "      \"uv_image\": " + js::matrix(r.uv_image) + ",\n";
-            hand += "      \"pose_xyz\": " + js::matrix(pose_of(r)) + ",\n";
-            hand += "      \"mesh_xyz\": " + js::matrix(mesh_of(r)) + ",\n";
-            hand += "      \"units\": " + js::quote(metric ? "cm" : "normalised") + ",\n";
-            hand += "      \"root\": " + js::quote(root_desc) + ",\n";
-            hand += "      \"root_method\": " + js::quote(handgraph::to_string(r.root)) + ",\n";
-            hand += "      \"root_xyz\": [" + js::number(r.estimate.pose_cm[0][0]) + ", " + js::number(r.estimate.pose_cm[0][1]) + ", " +
-                    js::number(r.estimate.pose_cm[0][2]) + "],\n";
-            hand += "      \"camera\": [" + js::number(r.camera[0]) + ", " + js::number(r.camera[1]) + ", " + js::number(r.camera[2]) + ", " +
-                    js::number(r.camera[3]) + "],\n";
-            hand += "      \"camera_source\": " + js::quote(r.camera_assumed ? "assumed" : "given") + ",\n";
-            hand += "      \"scale_cm\": " + js::number(r.scale_cm) + "\n    }";
+            hands_json::hand_entry_options o;
+            o.metric = metric;
+            if (detect) o.palm = &palms[i];
+            const std::string hand = hands_json::hand_entry(r, o);
             hands += (i ? ",\n" : "") + hand;
         }
         const handgraph::hand_result* first = results.empty() ? nullptr : &results.front();
