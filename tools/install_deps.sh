@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(g++ cmake make libeigen3-dev libxsimd-dev doctest-dev libstb-dev)
 if [ "${1:-}" = "--tests" ]; then
-  pkgs+=(python3-torch python3-numpy python3-scipy python3-opencv pybind11-dev python3-dev)
+  pkgs+=(python3-torch python3-numpy python3-scipy python3-opencv pybind11-dev python3-dev ffmpeg)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
