@@ -246,7 +246,7 @@ public:
     // The next frame, or false at the end. Throws handgraph::error (naming the input) when
     // the input breaks off or cannot be read.
     virtual bool next(frame& f, const std::atomic<bool>& stop) = 0;
-    // Ends a child process early (on a stop).
+    // Ends a child process early (on a stop; called once the reader thread has ended).
     virtual void abort() {}
     std::optional<long> count;  // frames, when known
     bool count_exact = false;   // stated by the input (not estimated from a duration)
@@ -335,7 +335,10 @@ public:
             throw handgraph::error(where + " breaks off after " + std::to_string(frames_) + " of the " + std::to_string(*count) + " frames it states");
         return false;
     }
+    // After the reader has stopped: our end of the pipe is closed first (an ffmpeg blocked
+    // writing into a full pipe gets EPIPE, and would not see a SIGTERM), then it is ended.
     void abort() override {
+        if (fd_ >= 0) ::close(fd_), fd_ = -1;
         if (pid_ > 0) {
             ::kill(pid_, SIGTERM);
             wait_child(pid_);
@@ -879,7 +882,7 @@ int run(int argc, char** argv) {
         if (!frames_out.push(std::move(fo))) break;
         ++frames_done;
         const auto now = clock_type::now();
-        if (!quiet && std::chrono::duration<double>(now - last_progress).count() >= (tty ? 0.5 : 5.0)) {
+        if (!quiet && (frames_done == 1 || std::chrono::duration<double>(now - last_progress).count() >= (tty ? 0.5 : 5.0))) {
             last_progress = now;
             const double el = std::chrono::duration<double>(now - t0).count(), rate = el > 0 ? frames_done / el : 0;
             std::ostringstream p;
@@ -896,8 +899,8 @@ int run(int argc, char** argv) {
     // The end: stop the reader (and its ffmpeg), let the writer finish every frame handed to it.
     stop_reading.store(true);
     frames_in.close();
+    reader.join();  // within 100 ms: its reads poll the stop flag, its push sees the queue closed
     source->abort();
-    reader.join();
     frames_out.close();
     writer_thread.join();
     const double wall = std::chrono::duration<double>(clock_type::now() - t0).count();

@@ -87,8 +87,8 @@ def make_video(png_folder, path):
         raise RuntimeError("ffmpeg failed: " + p.stderr)
 
 
-def run_track(*args, stdin=None, env=None, cwd=SOURCE_DIR):
-    return subprocess.run([TRACK, "--quiet", *args], capture_output=True, timeout=TIMEOUT, input=stdin, env=env, cwd=cwd)
+def run_track(*args, stdin=None, env=None, cwd=SOURCE_DIR, quiet=True):
+    return subprocess.run([TRACK, *(["--quiet"] if quiet else []), *args], capture_output=True, timeout=TIMEOUT, input=stdin, env=env, cwd=cwd)
 
 
 def read_jsonl(out):
@@ -267,6 +267,25 @@ class Tracking(unittest.TestCase, Helpers):
                     if i not in live:
                         del state[i]  # a hand lost starts afresh
 
+    def test_max_hands(self):
+        # Two hands (crops 00200 and 00333, as test_detector_cli pastes them) on 3 frames.
+        rng = np.random.RandomState(9)
+        two = []
+        for i in range(3):
+            img = background(rng)
+            img[100:330, 20 + 10 * i:250 + 10 * i] = cv2.resize(crop("00200.jpg"), (230, 230))
+            img[150:420, 350:620] = cv2.resize(crop("00333.jpg"), (270, 270))
+            two.append(img)
+        folder = os.path.join(self.tmp, "two")
+        write_frames(folder, two)
+        for n, want in (("2", 2), ("1", 1)):
+            out = os.path.join(self.tmp, "two_out_" + n)
+            self.ok(run_track("--frames", folder, "--out", out, "--max-hands", n, "--detector", self.detector, "--detect-every", "1", "--threads", "2"))
+            lines = read_jsonl(out)
+            self.assertEqual([len(l["hands"]) for l in lines], [want] * 3)
+            self.assertEqual([[h["id"] for h in l["hands"]] for l in lines], [list(range(want))] * 3)  # ids kept
+            self.assertEqual(read_summary(out)["hands_found"], want)
+
     def test_video_frames_and_raw_agree(self):
         for p in (self.p_video, self.p_frames, self.p_stdin):
             self.ok(p)
@@ -401,8 +420,11 @@ class BadInput(unittest.TestCase, Helpers):
         empty = tempfile.mkdtemp(dir=self.tmp)
         env = dict(os.environ, PATH=empty)
         self.one_error(run_track("--video", self.video, "--out", self.out(), *self.fast, env=env), names=("ffmpeg", "apt-get install ffmpeg"))
-        # --frames needs no ffmpeg; --overlay-video does.
-        self.ok(run_track("--frames", self.pngs, "--out", self.out(), *self.fast, env=env))
+        # --frames needs no ffmpeg; --overlay-video does. The progress line: after the first
+        # frame (then every 5 s off a terminal), with the frame count, fps and ETA.
+        p = run_track("--frames", self.pngs, "--out", self.out(), *self.fast, env=env, quiet=False)
+        self.ok(p)
+        self.assertRegex(p.stderr.decode(), r"frame 1/10  [0-9.]+ fps  ETA [0-9]+s")
         self.one_error(run_track("--frames", self.pngs, "--out", self.out(), "--overlay-video", os.path.join(self.tmp, "o.mp4"), *self.fast, env=env),
                        names=("ffmpeg", "--overlay-video"))
 
@@ -427,9 +449,11 @@ class BadInput(unittest.TestCase, Helpers):
     def test_sigint_midway(self):
         many = os.path.join(self.tmp, "many")
         write_frames(many, self.frames * 4)  # 40 frames
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        video = os.path.join(self.tmp, "many.mkv")
+        make_video(many, video)
+        for sig, source in ((signal.SIGINT, ["--frames", many]), (signal.SIGTERM, ["--video", video])):
             out = self.out()
-            p = subprocess.Popen([TRACK, "--frames", many, "--out", out, *self.fast], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=SOURCE_DIR)
+            p = subprocess.Popen([TRACK, *source, "--out", out, *self.fast], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=SOURCE_DIR)
             jl = os.path.join(out, "frames.jsonl")
             deadline = time.time() + 120
             while time.time() < deadline and p.poll() is None:
