@@ -392,6 +392,8 @@ class Batches(Bits, unittest.TestCase):
         scales = [4.0, 5.0, 6.5]
         cases = [dict(), dict(camera=cams[0]), dict(crop_box=boxes, camera=cams), dict(crop_box=boxes, camera=cams, scale=scales),
                  dict(crop_box=boxes, camera=cams, root=roots, scale=scales), dict(crop_box=boxes[1], camera=cams[1], root=roots[1])]
+        if ASAN:  # sanitized: the per-image arrays and one broadcast (the argument handling is Python's, checked unsanitized)
+            cases = cases[3:]
         for kw in cases:
             batch = self.model.estimate_batch(list(self.crops), **kw)
             self.assertEqual(len(batch), 3)
@@ -574,7 +576,7 @@ class Api(Bits, unittest.TestCase):
 
 class Evaluation(unittest.TestCase):
     """examples/python/evaluate_realworld.py vs hand_eval on the first frames."""
-    FRAMES = 6
+    FRAMES = 2 if ASAN else 6  # sanitized inference is several times slower
 
     @classmethod
     def setUpClass(cls):
