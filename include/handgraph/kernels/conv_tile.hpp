@@ -9,7 +9,7 @@
 // Accumulation: chains of at most conv_partial_terms (16) input-channel FMAs, the chains
 // summed pairwise in L1 tiles; a 3x3 x 128 layer as one chain of 1152 FMAs carried 3-4x
 // PyTorch's rounding error and the network failed the 1e-5 parity bound; chains of 16 summed
-// in a running sum: rms error 1.65e-7 of a 3x3 64->128 layer's rms, pairwise 9.1e-8
+// in a running sum: rms error 1.65e-7 of a 3x3 128->128 layer's rms, pairwise 9.1e-8
 // (benchmarks/NOTES.md). The order is fixed, so a pixel's result never depends on the tile it
 // is computed in (nor on the thread count).
 // Depends on xsimd.
