@@ -24,7 +24,9 @@
 #                              detection rate over the real-world set (2 min sanitized):
 #                              the same detector code runs sanitized in test_detector's
 #                              parity case and py_test_detector_cli
-#     Measured (2 cores shared with other jobs): build 6 min, tests 6 min, TSan 2 min.
+#     Measured 2026-12-02 (.ci/run in a fresh clone, 2-core Intel Xeon, a benchmark running
+#     beside it): ASan build and suite 20 min (tests 14 min), TSan 7 min; with
+#     tools/run_tests.sh first, .ci/run took 36 min.
 #     The CTest fixture (tests/reference/make_testdata.py) is reused from a finished
 #     build (HANDGRAPH_FIXTURE_FROM, default build-ci then build) when one exists:
 #     its stamp makes the rerun return at once.
