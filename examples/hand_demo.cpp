@@ -168,29 +168,16 @@ int run(int argc, char** argv) {
     if (detect && !root.empty() && max_hands > 1)
         throw handgraph::error("--root gives one hand's root joint: with hands found by the detector, add --max-hands 1 (or give --hand-box)");
     std::optional<handgraph::palm_detector> detector;
-    if (detect) {
-        std::error_code ec;
-        if (!std::filesystem::is_regular_file(detector_path, ec))
-            throw handgraph::error("image '" + image_path + "' is " + std::to_string(img.width) + "x" + std::to_string(img.height) +
-                                   " and no --hand-box was given: finding the hands needs the palm detector '" + detector_path + "', which " +
-                                   (std::filesystem::exists(detector_path, ec) ? "is not a file" : "does not exist") +
-                                   ": run tools/get_palm_detector.sh (or give --detector FILE, or the hand's box with --hand-box x,y,w,h; a 256x256 image is "
-                                   "used as the crop)");
-        detector = handgraph::palm_detector::load(detector_path);
-    }
+    if (detect)
+        detector = hands_json::load_detector(detector_path,
+                                             "image '" + image_path + "' is " + std::to_string(img.width) + "x" + std::to_string(img.height) +
+                                                 " and no --hand-box was given: ",
+                                             "or give --detector FILE, or the hand's box with --hand-box x,y,w,h; a 256x256 image is used as the crop");
 
     using clock = std::chrono::steady_clock;
     auto t0 = clock::now();
-    std::string model_desc, template_desc;
-    handgraph::model model = [&] {
-        if (!weights.empty()) {
-            model_desc = weights;
-            return handgraph::model::load(weights);
-        }
-        handgraph::template_mesh t = handgraph::demo_template(template_path, &template_desc);
-        model_desc = "random weights (seed 1), template: " + template_desc;
-        return handgraph::random_model(1, t);
-    }();
+    std::string model_desc;
+    handgraph::model model = hands_json::load_hand_model(weights, template_path, model_desc);
     const double load_ms = std::chrono::duration<double, std::milli>(clock::now() - t0).count();
 
     handgraph::context ctx(threads);

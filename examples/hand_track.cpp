@@ -728,25 +728,11 @@ int run(int argc, char** argv) {
     const double fps = source->fps;
 
     std::optional<handgraph::palm_detector> detector;
-    if (detect_every > 0) {
-        std::error_code ec;
-        if (!fs::is_regular_file(detector_path, ec))
-            throw handgraph::error("finding the hands needs the palm detector '" + detector_path + "', which " +
-                                   (fs::exists(detector_path, ec) ? "is not a file" : "does not exist") +
-                                   ": run tools/get_palm_detector.sh (or give --detector FILE; or --hand-box x,y,w,h with --detect-every 0)");
-        detector = handgraph::palm_detector::load(detector_path);
-    }
+    if (detect_every > 0)
+        detector = hands_json::load_detector(detector_path, "", "or give --detector FILE; or --hand-box x,y,w,h with --detect-every 0");
     const auto t_load = clock_type::now();
-    std::string model_desc, template_desc;
-    handgraph::model model = [&] {
-        if (!weights.empty()) {
-            model_desc = weights;
-            return handgraph::model::load(weights);
-        }
-        handgraph::template_mesh t = handgraph::demo_template(template_path, &template_desc);
-        model_desc = "random weights (seed 1), template: " + template_desc;
-        return handgraph::random_model(1, t);
-    }();
+    std::string model_desc;
+    handgraph::model model = hands_json::load_hand_model(weights, template_path, model_desc);
     const double load_s = std::chrono::duration<double>(clock_type::now() - t_load).count();
     handgraph::context ctx(threads);
 

@@ -1,15 +1,19 @@
 // hands_json.hpp: what hand_demo and hand_track share about one hand's result: its entry
 // of the `hands` list (schema handgraph-hands/1, README "A photo in"), written either as
 // hand_demo's indented lines or on one line (hand_track's frames.jsonl), and the overlay
-// drawing (the shaded mesh, the 2D skeleton, a detection's boxes and keypoints).
+// drawing (the shaded mesh, the 2D skeleton, a detection's boxes and keypoints), and how
+// both load the hand model and the palm detector.
 // Not part of the installed library.
 #pragma once
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <filesystem>
 #include <string>
+#include <system_error>
 #include <vector>
 
+#include "handgraph/demo.hpp"
 #include "handgraph/detector.hpp"
 #include "handgraph/eval/mesh_render.hpp"
 #include "handgraph/eval/render.hpp"
@@ -120,6 +124,30 @@ inline void draw_detection(handgraph::image& img, const handgraph::palm_detectio
                              d.region_center[1] + b[0] * s + b[1] * c, grey, std::max(1.0, t / 2));
     }
     for (const auto& k : d.keypoints) handgraph::draw_disc(img, k[0], k[1], t + 1, yellow);
+}
+
+// The hand model of --weights, or without it the embedded random-weight model (seed 1) on the
+// template of --template (or the one demo_template finds); `desc` says which.
+inline handgraph::model load_hand_model(const std::string& weights, const std::string& template_path, std::string& desc) {
+    if (!weights.empty()) {
+        desc = weights;
+        return handgraph::model::load(weights);
+    }
+    std::string template_desc;
+    handgraph::template_mesh t = handgraph::demo_template(template_path, &template_desc);
+    desc = "random weights (seed 1), template: " + template_desc;
+    return handgraph::random_model(1, t);
+}
+
+// The palm detector at `path`. Not a file: one error, `context` + what is missing + how to
+// get it, then `alternatives` (the caller's other ways) in parentheses.
+inline handgraph::palm_detector load_detector(const std::string& path, const std::string& context, const std::string& alternatives) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec))
+        throw handgraph::error(context + "finding the hands needs the palm detector '" + path + "', which " +
+                               (std::filesystem::exists(path, ec) ? "is not a file" : "does not exist") +
+                               ": run tools/get_palm_detector.sh (" + alternatives + ")");
+    return handgraph::palm_detector::load(path);
 }
 
 }  // namespace hands_json
