@@ -125,13 +125,11 @@ int main(int argc, char** argv) {
         feature_map out(oh, ow, s.cout, 1);
         const double flop = 2.0 * oh * ow * s.cout * s.cin * s.k * s.k;
         const double td = median_seconds([&] { conv.run_direct(in, out, true, nullptr, ex); }, min_total);
-        const bool wino = s.k == 3 && s.stride == 1 && s.pad == 1;
-        const double tw = wino ? median_seconds([&] { conv.run_winograd(in, out, true, nullptr, ex); }, min_total) : 0;
         const bool uses_winograd = conv.algorithm() == conv_algorithm::winograd_f4x4;
-        const bool uses_double = conv.algorithm() == conv_algorithm::direct_double;
-        const double tr = uses_winograd ? tw
-                          : uses_double ? median_seconds([&] { conv.run(in, out, true, nullptr, ex); }, min_total)
-                                        : td;
+        const bool uses_double = conv.algorithm() == conv_algorithm::direct_double;  // run_direct runs it in double
+        const bool wino = s.k == 3 && s.stride == 1 && s.pad == 1 && !uses_double;  // a direct_double layer has no Winograd
+        const double tw = wino ? median_seconds([&] { conv.run_winograd(in, out, true, nullptr, ex); }, min_total) : 0;
+        const double tr = uses_winograd ? tw : td;
         if (wino)
             std::printf("%-26s %8.1f %9.3f %8.1f %10.3f %8.1f %9.3f %6d%s\n", s.name, flop / 1e6, td * 1e3,
                         flop / td / 1e9, tw * 1e3, flop / tw / 1e9, tr * 1e3, s.count,

@@ -84,7 +84,8 @@ constexpr int winograd_min_size = 64;
 
 // Without fused multiply-add (the sse2 kernels: xsimd::fma is a multiply and an add, two
 // roundings per term) the float kernels missed the bound (mesh_raw 1.1e-5 with every layer
-// direct), so there every layer runs direct_double: about 3x slower, on CPUs older than AVX2.
+// direct), so there every layer runs direct_double (2.1-2.3x the float direct kernel's time
+// per layer, and no Winograd), on CPUs older than AVX2.
 inline kernels::conv_algorithm conv_algorithm_for(int kernel, int stride, int pad, int out_size, int cin, bool early, bool fma) {
     if (cin <= 3 || !fma) return kernels::conv_algorithm::direct_double;
     return kernel == 3 && stride == 1 && pad == 1 && out_size >= winograd_min_size && !early ? kernels::conv_algorithm::winograd_f4x4

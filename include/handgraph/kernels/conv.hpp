@@ -242,9 +242,11 @@ inline std::string shape_str(const feature_map& m) {
 
 // How a convolution layer computes: the direct kernel; the direct kernel accumulated in
 // double with the layer's affine (folded BatchNorm) applied in double after the sum instead
-// of folded into float weights (about 2x the direct kernel's time; for the layers whose
-// rounding the rest of the network amplifies most); or Winograd F(4x4, 3x3) (3x3 stride-1
-// pad-1 layers only). model.hpp's conv_algorithm_for chooses per layer.
+// of folded into float weights (for the layers whose rounding the rest of the network
+// amplifies most; the stem and a 3x3 64->64 layer at 128x128 took 2.8x the direct kernel's
+// time with AVX-512, 2.3-3.1x with AVX2, 2.1-2.3x with SSE2, 2026-12-02); or Winograd
+// F(4x4, 3x3) (3x3 stride-1 pad-1 layers only). model.hpp's conv_algorithm_for chooses
+// per layer.
 enum class conv_algorithm { direct, direct_double, winograd_f4x4 };
 
 // A convolution layer with its weights packed for the kernels. Move-only.
@@ -302,7 +304,8 @@ public:
                     }
             }
         }
-        if (kernel == 3 && stride == 1 && pad == 1) c.wino_ = winograd_f4x4_3x3::prepare(cout, cin);
+        if (kernel == 3 && stride == 1 && pad == 1 && algorithm != conv_algorithm::direct_double)
+            c.wino_ = winograd_f4x4_3x3::prepare(cout, cin);
         if (algorithm == conv_algorithm::direct_double) {
             // Unscaled weights, same packing, in double (no float copy); the affine in
             // double: y = sum * s + (bias * s + t).
@@ -378,8 +381,8 @@ public:
     // The Winograd kernel, whatever prepare chose (3x3 stride-1 pad-1 layers only, else throws).
     void run_winograd(const feature_map& in, feature_map& out, bool relu, const feature_map* residual,
                       const exec& ex) const {
-        if (!wino_.ready()) throw error("conv2d::run_winograd: not a 3x3 stride-1 pad-1 layer");
         if (algorithm_ == conv_algorithm::direct_double) throw error("conv2d::run_winograd: a direct_double layer");
+        if (!wino_.ready()) throw error("conv2d::run_winograd: not a 3x3 stride-1 pad-1 layer");
         check(in, out, residual);
         wino_.run(*kernels_, weight_.data(), bias_.data(), in, out, relu, residual, ex);
     }
