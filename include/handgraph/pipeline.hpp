@@ -198,6 +198,7 @@ inline void check_finite_positive(float v, const std::string& what) {
 class hand_model {
 public:
     hand_model(const weight_source& w, const kernels::detail::kernel_table& kernels) : kernels_(&kernels), source_(w.path()) {
+        staging_scope staging;  // the tensors' staging blocks are reused while the networks pack them
         net_setup n{w, kernels::layer_setup{&kernels, &arena_}};
         hm_ = std::make_unique<net_hm>(n);
         feat_mesh_ = std::make_unique<net_feat_mesh>(n);

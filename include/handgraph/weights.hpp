@@ -231,10 +231,68 @@ private:
 
 namespace detail {
 
+// Mapped staging blocks are whole size classes: the request rounded up to a power of two
+// (address space only: the pages a block's user never touches are never backed), so a
+// block's size follows from the request alone and a freed block can serve the next request
+// of its class.
+inline std::size_t staging_block_bytes(std::size_t bytes) {
+    std::size_t b = mapped_block_min;
+    while (b < bytes) b *= 2;
+    return b;
+}
+
+// While a staging_scope lives on a thread (a model being built from its weights), the
+// mapped blocks of up to 4 MiB freed on that thread are kept, one per size class (at most
+// 8 MiB in all, so a load's peak memory grows by little), and handed out again: the
+// convolutions' tensors then reuse a few blocks instead of mapping, faulting in and
+// unmapping fresh pages one tensor after another. The scope unmaps what it kept, so a
+// finished load still leaves nothing behind.
+class staging_scope {
+public:
+    staging_scope() : previous_(current()) { current() = this; }
+    staging_scope(const staging_scope&) = delete;
+    staging_scope& operator=(const staging_scope&) = delete;
+    ~staging_scope() {
+        for (std::size_t i = 0; i < classes; ++i)
+            if (kept_[i]) unmap_pages(kept_[i], mapped_block_min << i);
+        current() = previous_;
+    }
+    static staging_scope*& current() {
+        thread_local staging_scope* s = nullptr;
+        return s;
+    }
+    // A kept block of exactly `block` bytes (a size class), or null.
+    void* take(std::size_t block) {
+        const std::size_t i = class_of(block);
+        if (i >= classes || !kept_[i]) return nullptr;
+        void* p = kept_[i];
+        kept_[i] = nullptr;
+        return p;
+    }
+    // Keeps a freed block (false: the class is taken, the caller unmaps it).
+    bool keep(void* p, std::size_t block) {
+        const std::size_t i = class_of(block);
+        if (i >= classes || kept_[i]) return false;
+        kept_[i] = p;
+        return true;
+    }
+
+private:
+    static constexpr std::size_t classes = 7;  // 64 KiB .. 4 MiB
+    static std::size_t class_of(std::size_t block) {
+        std::size_t i = 0;
+        while ((mapped_block_min << i) < block) ++i;
+        return i;
+    }
+    void* kept_[classes] = {};
+    staging_scope* previous_;
+};
+
 // Allocator for the tensors a source hands out (staging for the networks' packing): arrays of
-// 64 KiB or more are mapped pages, returned to the system when freed, so a model load leaves
-// nothing behind in the C heap (whose allocator keeps freed memory of that size: 11 MB after
-// a load, benchmarks/NOTES.md).
+// 64 KiB or more are mapped pages, returned to the system when freed (or to the thread's
+// staging_scope, which returns them when it ends), so a model load leaves nothing behind
+// in the C heap (whose allocator keeps freed memory of that size: 11 MB after a load,
+// benchmarks/NOTES.md).
 template <class T>
 struct page_allocator {
     using value_type = T;
@@ -242,15 +300,20 @@ struct page_allocator {
     template <class U>
     page_allocator(const page_allocator<U>&) noexcept {}
     T* allocate(std::size_t n) {
-        if (n > std::size_t(-1) / sizeof(T)) throw std::bad_alloc();
+        if (n > std::size_t(-1) / sizeof(T) / 2) throw std::bad_alloc();
         const std::size_t bytes = n * sizeof(T);
-        if (bytes >= mapped_block_min) return static_cast<T*>(map_zeroed_pages(bytes));
-        return static_cast<T*>(::operator new(bytes));
+        if (bytes < mapped_block_min) return static_cast<T*>(::operator new(bytes));
+        const std::size_t block = staging_block_bytes(bytes);
+        if (staging_scope* s = staging_scope::current())
+            if (void* p = s->take(block)) return static_cast<T*>(p);  // a vector value-initialises it
+        return static_cast<T*>(map_zeroed_pages(block));
     }
     void deallocate(T* p, std::size_t n) noexcept {
         const std::size_t bytes = n * sizeof(T);
-        if (bytes >= mapped_block_min) unmap_pages(p, bytes);
-        else ::operator delete(p);
+        if (bytes < mapped_block_min) return ::operator delete(p);
+        const std::size_t block = staging_block_bytes(bytes);
+        staging_scope* s = staging_scope::current();
+        if (!s || !s->keep(p, block)) unmap_pages(p, block);
     }
     template <class U>
     bool operator==(const page_allocator<U>&) const noexcept { return true; }
