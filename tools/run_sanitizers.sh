@@ -10,7 +10,8 @@
 #     two test_robustness cases that call one model / one context from several threads.
 #     Why: on a 2-core AMD EPYC family 23 (Zen 1, AVX2, 2026-12-02) the plain suite alone
 #     takes 26 min (inference 0.93 s per image there, 4.5x the Intel Xeon's), and the full
-#     sanitizer run below would take CI past its 90 minutes. Without --quick, the full set:
+#     sanitizer run below, 27 min on the Xeon, scaled by that 4.5x (an estimate, not run
+#     there), would take CI past its 90 minutes. Without --quick, the full set:
 #
 #  1. ASan+UBSan: every C++ test, hand_demo and the Python tests that drive it, and the
 #     Python module (linked with the sanitizers: CMAKE_MODULE_LINKER_FLAGS; its test,
