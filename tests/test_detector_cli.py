@@ -25,6 +25,8 @@ import sys
 import tempfile
 import unittest
 
+import palm_support  # tests/palm_support.py
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("HANDGRAPH_SOURCE_DIR") or os.path.dirname(HERE)
 BINARY_DIR = os.environ.get("HANDGRAPH_BINARY_DIR") or os.path.join(SOURCE_DIR, "build")
@@ -56,10 +58,7 @@ class Detected(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="handgraph_detector_cli_")
         cls.detector = os.path.join(cls.tmp, "palm_detection_full.safetensors")
-        p = subprocess.run([PYTHON, os.path.join(SOURCE_DIR, "tools", "convert_palm.py"), FULL, "-o", cls.detector],
-                           capture_output=True, text=True, timeout=TIMEOUT)
-        if p.returncode != 0:
-            raise RuntimeError("convert_palm.py failed: " + p.stderr)
+        palm_support.convert(FULL, cls.detector, python=PYTHON, timeout=TIMEOUT)
         rng = np.random.RandomState(5)
 
         def background(h, w):

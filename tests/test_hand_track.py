@@ -33,6 +33,8 @@ import tempfile
 import time
 import unittest
 
+import palm_support  # tests/palm_support.py
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("HANDGRAPH_SOURCE_DIR") or os.path.dirname(HERE)
 BINARY_DIR = os.environ.get("HANDGRAPH_BINARY_DIR") or os.path.join(SOURCE_DIR, "build")
@@ -128,10 +130,7 @@ class Tracking(unittest.TestCase, Helpers):
             raise unittest.SkipTest("no MediaPipe palm detector in " + MEDIAPIPE)
         cls.tmp = tempfile.mkdtemp(prefix="handgraph_track_")
         cls.detector = os.path.join(cls.tmp, "palm.safetensors")
-        p = subprocess.run([PYTHON, os.path.join(SOURCE_DIR, "tools", "convert_palm.py"), FULL, "-o", cls.detector],
-                           capture_output=True, text=True, timeout=TIMEOUT)
-        if p.returncode != 0:
-            raise RuntimeError("convert_palm.py failed: " + p.stderr)
+        palm_support.convert(FULL, cls.detector, python=PYTHON, timeout=TIMEOUT)
         rng = np.random.RandomState(7)
         frames, cls.truth = [], []
         a, b = cv2.resize(crop("00150.jpg"), (220, 220)), cv2.resize(crop("00333.jpg"), (240, 240))

@@ -40,6 +40,8 @@ import threading
 import time
 import unittest
 
+import palm_support  # tests/palm_support.py
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("HANDGRAPH_SOURCE_DIR") or os.path.dirname(HERE)
 BINARY_DIR = os.environ.get("HANDGRAPH_BINARY_DIR") or os.path.join(SOURCE_DIR, "build")
@@ -321,9 +323,7 @@ class Detector(Bits, unittest.TestCase):
             raise unittest.SkipTest("%s not built" % HAND_DEMO)
         cls.tmp = tempfile.mkdtemp(prefix="test_python_module.")
         cls.palm = os.path.join(cls.tmp, "palm_detection_full.safetensors")
-        r = run([sys.executable, os.path.join(SOURCE_DIR, "tools", "convert_palm.py"), tflite, "-o", cls.palm])
-        if r.returncode != 0:
-            raise RuntimeError("convert_palm.py failed: " + r.stderr)
+        palm_support.convert(tflite, cls.palm, python=sys.executable)
         img = np.full((480, 640, 3), 120, np.uint8)
         for name, (y, x, side) in (("00200.jpg", (100, 20, 230)), ("00333.jpg", (150, 350, 270))):
             img[y:y + side, x:x + side] = cv2.resize(cv2.imread(os.path.join(TESTSET, "images", name)), (side, side))
