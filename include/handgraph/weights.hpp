@@ -231,14 +231,14 @@ private:
 
 namespace detail {
 
-// Mapped staging blocks are whole size classes: the request rounded up to a power of two
-// (address space only: the pages a block's user never touches are never backed), so a
-// block's size follows from the request alone and a freed block can serve the next request
-// of its class.
-inline std::size_t staging_block_bytes(std::size_t bytes) {
-    std::size_t b = mapped_block_min;
-    while (b < bytes) b *= 2;
-    return b;
+// Mapped staging blocks are whole size classes: class i is mapped_block_min << i bytes, the
+// request rounded up to a power of two (address space only: the pages a block's user never
+// touches are never backed), so a block's size follows from the request alone and a freed
+// block can serve the next request of its class.
+inline std::size_t staging_class(std::size_t bytes) {
+    std::size_t i = 0;
+    while ((mapped_block_min << i) < bytes) ++i;
+    return i;
 }
 
 // While a staging_scope lives on a thread (a model being built from its weights), the
@@ -261,17 +261,15 @@ public:
         thread_local staging_scope* s = nullptr;
         return s;
     }
-    // A kept block of exactly `block` bytes (a size class), or null.
-    void* take(std::size_t block) {
-        const std::size_t i = class_of(block);
+    // A kept block of size class `i`, or null.
+    void* take(std::size_t i) {
         if (i >= classes || !kept_[i]) return nullptr;
         void* p = kept_[i];
         kept_[i] = nullptr;
         return p;
     }
-    // Keeps a freed block (false: the class is taken, the caller unmaps it).
-    bool keep(void* p, std::size_t block) {
-        const std::size_t i = class_of(block);
+    // Keeps a freed block of class `i` (false: the class is taken, the caller unmaps it).
+    bool keep(void* p, std::size_t i) {
         if (i >= classes || kept_[i]) return false;
         kept_[i] = p;
         return true;
@@ -279,11 +277,6 @@ public:
 
 private:
     static constexpr std::size_t classes = 7;  // 64 KiB .. 4 MiB
-    static std::size_t class_of(std::size_t block) {
-        std::size_t i = 0;
-        while ((mapped_block_min << i) < block) ++i;
-        return i;
-    }
     void* kept_[classes] = {};
     staging_scope* previous_;
 };
@@ -303,17 +296,17 @@ struct page_allocator {
         if (n > std::size_t(-1) / sizeof(T) / 2) throw std::bad_alloc();
         const std::size_t bytes = n * sizeof(T);
         if (bytes < mapped_block_min) return static_cast<T*>(::operator new(bytes));
-        const std::size_t block = staging_block_bytes(bytes);
+        const std::size_t i = staging_class(bytes);
         if (staging_scope* s = staging_scope::current())
-            if (void* p = s->take(block)) return static_cast<T*>(p);  // a vector value-initialises it
-        return static_cast<T*>(map_zeroed_pages(block));
+            if (void* p = s->take(i)) return static_cast<T*>(p);  // a vector value-initialises it
+        return static_cast<T*>(map_zeroed_pages(mapped_block_min << i));
     }
     void deallocate(T* p, std::size_t n) noexcept {
         const std::size_t bytes = n * sizeof(T);
         if (bytes < mapped_block_min) return ::operator delete(p);
-        const std::size_t block = staging_block_bytes(bytes);
+        const std::size_t i = staging_class(bytes);
         staging_scope* s = staging_scope::current();
-        if (!s || !s->keep(p, block)) unmap_pages(p, block);
+        if (!s || !s->keep(p, i)) unmap_pages(p, mapped_block_min << i);
     }
     template <class U>
     bool operator==(const page_allocator<U>&) const noexcept { return true; }
