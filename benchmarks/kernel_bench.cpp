@@ -1,7 +1,8 @@
 // benchmarks/kernel_bench.cpp: GFLOP/s of the convolution and linear kernels on every layer
 // shape of the networks (random weights), median of many runs, and the convolution time of
 // one image estimated from the per-shape times and the number of layers of each shape.
-// Winograd GFLOP/s are "effective": direct-convolution flops / time.
+// Winograd GFLOP/s are "effective": direct-convolution flops / time; "F4" is F(4x4, 3x3),
+// "F2" F(2x2, 3x3).
 // Usage: kernel_bench [threads=1] [min_seconds_per_shape=0.2] [filter substring] [arch]
 #include <handgraph/context.hpp>
 #include <handgraph/kernels/kernels.hpp>
@@ -26,21 +27,23 @@ struct shape {
     const char* name;
     int cin, cout, k, stride, pad, h, w;  // input size
     int count;                            // layers of this shape in net_hm + net_feat_mesh
+    bool early = false;                   // before the first hourglass (conv_algorithm_for)
 };
 
 // Residual(256,256): 10 at 64x64, 14 at 32, 16 and 8, 12 at 4 (hourglasses, stacks, feat_net).
 const shape shapes[] = {
     {"conv1 7x7/2 3->64 @256", 3, 64, 7, 2, 3, 256, 256, 1},
     {"1x1 64->64 @128", 64, 64, 1, 1, 0, 128, 128, 1},
-    {"3x3 64->64 @128", 64, 64, 3, 1, 1, 128, 128, 1},
+    {"3x3 64->64 @128 (r1)", 64, 64, 3, 1, 1, 128, 128, 1, true},
     {"1x1 64->128 @128", 64, 128, 1, 1, 0, 128, 128, 2},
     {"1x1 128->64 @64", 128, 64, 1, 1, 0, 64, 64, 1},
-    {"3x3 64->64 @64", 64, 64, 3, 1, 1, 64, 64, 1},
+    {"3x3 64->64 @64 (r4)", 64, 64, 3, 1, 1, 64, 64, 1, true},
     {"1x1 64->128 @64", 64, 128, 1, 1, 0, 64, 64, 1},
     {"1x1 128->128 @64", 128, 128, 1, 1, 0, 64, 64, 1},
     {"1x1 128->256 @64", 128, 256, 1, 1, 0, 64, 64, 12},
     {"1x1 256->128 @64", 256, 128, 1, 1, 0, 64, 64, 10},
-    {"3x3 128->128 @64", 128, 128, 3, 1, 1, 64, 64, 11},
+    {"3x3 128->128 @64 (r5)", 128, 128, 3, 1, 1, 64, 64, 1, true},
+    {"3x3 128->128 @64", 128, 128, 3, 1, 1, 64, 64, 10},
     {"1x1 256->256 @64", 256, 256, 1, 1, 0, 64, 64, 4},
     {"1x1 256->21 @64", 256, 21, 1, 1, 0, 64, 64, 2},
     {"1x1 21->256 @64", 21, 256, 1, 1, 0, 64, 64, 2},
@@ -106,8 +109,8 @@ int main(int argc, char** argv) {
     std::mt19937 rng(42);
     std::uniform_real_distribution<float> d(-0.1f, 0.1f);
     std::printf("arch %s, threads %d\n", k.name, threads);
-    std::printf("%-26s %8s %9s %8s %10s %8s %9s %6s\n", "layer", "MFLOP", "direct ms", "GFLOP/s", "winograd ms",
-                "GFLOP/s", "run() ms", "count");
+    std::printf("%-26s %8s %9s %8s %8s %8s %8s %8s %9s %6s\n", "layer", "MFLOP", "direct ms", "GFLOP/s", "F4 ms",
+                "GFLOP/s", "F2 ms", "GFLOP/s", "run() ms", "count");
     double net_ms = 0, net_flop = 0;
     for (const shape& s : shapes) {
         if (!filter.empty() && std::string(s.name).find(filter) == std::string::npos) continue;
@@ -116,7 +119,8 @@ int main(int argc, char** argv) {
         for (float& x : b) x = d(rng);
         const int oh = (s.h + 2 * s.pad - s.k) / s.stride + 1, ow = (s.w + 2 * s.pad - s.k) / s.stride + 1;
         // The algorithm the network uses for this layer (model.hpp's conv_algorithm_for).
-        const conv_algorithm algo = handgraph::detail::conv_algorithm_for(s.k, s.stride, s.pad, oh, s.cin, false, k.fma);
+        const conv_algorithm algo = handgraph::detail::conv_algorithm_for(s.k, s.stride, s.pad, oh, s.cin, s.early, k.fma,
+                                                                            handgraph::detail::f2x2_measured(k));
         conv2d conv = conv2d::prepare(w.data(), b.data(), s.cout, s.cin, s.k, s.stride, s.pad, nullptr, nullptr, algo, setup);
         feature_map in(s.h, s.w, s.cin, s.pad);
         for (int y = 0; y < s.h; ++y)
@@ -125,18 +129,19 @@ int main(int argc, char** argv) {
         feature_map out(oh, ow, s.cout, 1);
         const double flop = 2.0 * oh * ow * s.cout * s.cin * s.k * s.k;
         const double td = median_seconds([&] { conv.run_direct(in, out, true, nullptr, ex); }, min_total);
-        const bool uses_winograd = conv.algorithm() == conv_algorithm::winograd_f4x4;
+        const int side = winograd_tile_side(conv.algorithm());
         const bool uses_double = conv.algorithm() == conv_algorithm::direct_double;  // run_direct runs it in double
         const bool wino = s.k == 3 && s.stride == 1 && s.pad == 1 && !uses_double;  // a direct_double layer has no Winograd
-        const double tw = wino ? median_seconds([&] { conv.run_winograd(in, out, true, nullptr, ex); }, min_total) : 0;
-        const double tr = uses_winograd ? tw : td;
+        const double t4 = wino ? median_seconds([&] { conv.run_winograd(in, out, true, nullptr, ex, 4); }, min_total) : 0;
+        const double t2 = wino ? median_seconds([&] { conv.run_winograd(in, out, true, nullptr, ex, 2); }, min_total) : 0;
+        const double tr = side == 4 ? t4 : side == 2 ? t2 : td;
         if (wino)
-            std::printf("%-26s %8.1f %9.3f %8.1f %10.3f %8.1f %9.3f %6d%s\n", s.name, flop / 1e6, td * 1e3,
-                        flop / td / 1e9, tw * 1e3, flop / tw / 1e9, tr * 1e3, s.count,
-                        uses_winograd ? " (winograd)" : "");
+            std::printf("%-26s %8.1f %9.3f %8.1f %8.3f %8.1f %8.3f %8.1f %9.3f %6d%s\n", s.name, flop / 1e6, td * 1e3,
+                        flop / td / 1e9, t4 * 1e3, flop / t4 / 1e9, t2 * 1e3, flop / t2 / 1e9, tr * 1e3, s.count,
+                        side == 4 ? " (F4)" : side == 2 ? " (F2)" : "");
         else
-            std::printf("%-26s %8.1f %9.3f %8.1f %10s %8s %9.3f %6d%s\n", s.name, flop / 1e6, td * 1e3, flop / td / 1e9,
-                        "-", "-", tr * 1e3, s.count, uses_double ? " (double)" : "");
+            std::printf("%-26s %8.1f %9.3f %8.1f %8s %8s %8s %8s %9.3f %6d%s\n", s.name, flop / 1e6, td * 1e3, flop / td / 1e9,
+                        "-", "-", "-", "-", tr * 1e3, s.count, uses_double ? " (double)" : "");
         net_ms += s.count * tr * 1e3;
         net_flop += s.count * flop;
     }

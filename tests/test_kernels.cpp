@@ -106,11 +106,15 @@ void check_conv(const conv_case& c, std::mt19937& rng, double tol) {
                      c.residual ? &res : nullptr);
     contexts ctx;
     for (const std::string& arch : available_arch_names())
-    for (int method = 0; method < 3; ++method) {  // 0: run() as prepared, 1: run_direct, 2: direct_double
+    for (int method = 0; method < 4; ++method) {  // 0: run() as prepared, 1: run_direct, 2: direct_double, 3: F(2x2)
         CAPTURE(arch);
         CAPTURE(method);
+        if (method == 3 && fastest(c.k, c.stride, c.pad) == conv_algorithm::direct) continue;  // not a Winograd shape
         conv2d conv = conv2d::prepare(w.data(), b.data(), c.cout, c.cin, c.k, c.stride, c.pad, s, t,
-                                      method == 2 ? conv_algorithm::direct_double : fastest(c.k, c.stride, c.pad), for_arch(arch));
+                                      method == 2   ? conv_algorithm::direct_double
+                                      : method == 3 ? conv_algorithm::winograd_f2x2
+                                                    : fastest(c.k, c.stride, c.pad),
+                                      for_arch(arch));
         CHECK(conv.cin() == c.cin);
         CHECK(conv.cout() == c.cout);
         CHECK(conv.kernel() == c.k);
@@ -129,6 +133,7 @@ void check_conv(const conv_case& c, std::mt19937& rng, double tol) {
         // direct_double: sums in double, one rounding to float at the end.
         CHECK(err <= (method == 0 && conv.algorithm() == conv_algorithm::winograd_f4x4 ? 1e-4 : method == 2 ? 1e-6 : tol));
         if (method == 2) CHECK(conv.algorithm() == conv_algorithm::direct_double);
+        if (method == 3) CHECK(conv.algorithm() == conv_algorithm::winograd_f2x2);
         CHECK(same_bits(o1, o2));
         CHECK(border_and_padding_zero(o1));
     }
@@ -184,7 +189,7 @@ TEST_CASE("conv2d matches the reference on odd shapes") {
     for (const conv_case& c : cases) check_conv(c, rng, 1e-5);
 }
 
-TEST_CASE("conv2d: Winograd F(4x4,3x3) matches the reference") {
+TEST_CASE("conv2d: Winograd F(4x4,3x3) and F(2x2,3x3) match the reference") {
     std::mt19937 rng(321);
     struct wcase { int cin, cout, h, w, in_border, out_border; bool affine, relu, residual; };
     const wcase cases[] = {
@@ -197,7 +202,7 @@ TEST_CASE("conv2d: Winograd F(4x4,3x3) matches the reference") {
         {128, 128, 4, 4, 1, 0, true, true, false},
         {128, 128, 64, 64, 1, 1, true, false, true}, // the network's main layer
     };
-    double worst = 0;
+    double worst[5] = {};  // by tile side
     for (const wcase& c : cases) {
         CAPTURE(c.cin);
         CAPTURE(c.cout);
@@ -215,22 +220,29 @@ TEST_CASE("conv2d: Winograd F(4x4,3x3) matches the reference") {
         const feature_map* r = c.residual ? &res : nullptr;
         conv2d_reference(w.data(), b.data(), c.cout, c.cin, 3, 1, 1, s, t, in, ref, c.relu, r);
         contexts ctx;
-        for (const std::string& arch : available_arch_names()) {
-            CAPTURE(arch);
-            conv2d conv = conv2d::prepare(w.data(), b.data(), c.cout, c.cin, 3, 1, 1, s, t, conv_algorithm::winograd_f4x4, for_arch(arch));
-            feature_map o1(c.h, c.w, c.cout, c.out_border), o2(c.h, c.w, c.cout, c.out_border), o3(c.h, c.w, c.cout, c.out_border);
-            conv.run_winograd(in, o1, c.relu, r, ctx.one.exec());
-            conv.run_winograd(in, o2, c.relu, r, ctx.two.exec());
-            conv.run_winograd(in, o3, c.relu, r, exec{});  // no context: scratch for the call
-            CHECK(same_bits(o1, o3));
-            const double err = relative_error(o1, ref);
-            worst = std::max(worst, err);
-            CHECK(err <= 1e-5);
-            CHECK(same_bits(o1, o2));
-            CHECK(border_and_padding_zero(o1));
-        }
+        for (const std::string& arch : available_arch_names())
+            for (int m : {4, 2}) {
+                CAPTURE(arch);
+                CAPTURE(m);
+                conv2d conv = conv2d::prepare(w.data(), b.data(), c.cout, c.cin, 3, 1, 1, s, t,
+                                              m == 4 ? conv_algorithm::winograd_f4x4 : conv_algorithm::winograd_f2x2, for_arch(arch));
+                CHECK(winograd_tile_side(conv.algorithm()) == m);
+                feature_map o1(c.h, c.w, c.cout, c.out_border), o2(c.h, c.w, c.cout, c.out_border), o3(c.h, c.w, c.cout, c.out_border);
+                conv.run(in, o1, c.relu, r, ctx.one.exec());
+                conv.run_winograd(in, o2, c.relu, r, ctx.two.exec());
+                conv.run_winograd(in, o3, c.relu, r, exec{}, m);  // no context: scratch for the call
+                CHECK(same_bits(o1, o3));
+                const double err = relative_error(o1, ref);
+                worst[m] = std::max(worst[m], err);
+                CHECK(err <= 1e-5);
+                CHECK(same_bits(o1, o2));
+                CHECK(border_and_padding_zero(o1));
+            }
     }
-    MESSAGE("Winograd F(4x4,3x3): max |err| / max |ref| = " << worst);
+    MESSAGE("Winograd F(4x4,3x3): max |err| / max |ref| = " << worst[4]);
+    MESSAGE("Winograd F(2x2,3x3): max |err| / max |ref| = " << worst[2]);
+    // F(2x2)'s transforms round less than F(4x4)'s (the reason it may run where F(4x4) may not).
+    CHECK(worst[2] < worst[4]);
     {
         // conv_algorithm::direct: a 3x3 layer that runs the direct kernel; exec::exact makes
         // a Winograd layer run the direct kernel (bit-identical to run_direct); run() of a
@@ -252,12 +264,29 @@ TEST_CASE("conv2d: Winograd F(4x4,3x3) matches the reference") {
         direct.run_winograd(in3, o5, true, nullptr, two.exec());
         CHECK(same_bits(o4, o5));
         CHECK_FALSE(same_bits(o1, o4));  // the two algorithms round differently
+        // The same for F(2x2, 3x3); run_winograd picks the tile side by the layer's algorithm
+        // unless told.
+        conv2d wino2 = conv2d::prepare(w3.data(), b3.data(), 24, 20, 3, 1, 1, nullptr, nullptr, conv_algorithm::winograd_f2x2);
+        CHECK(wino2.algorithm() == conv_algorithm::winograd_f2x2);
+        feature_map o6(12, 12, 24, 0), o7(12, 12, 24, 0), o8(12, 12, 24, 0), o9(12, 12, 24, 0);
+        wino2.run(in3, o6, true, nullptr, two.exec(true));  // exact
+        CHECK(same_bits(o1, o6));
+        wino2.run(in3, o7, true, nullptr, two.exec());
+        direct.run_winograd(in3, o8, true, nullptr, two.exec(), 2);
+        wino2.run_winograd(in3, o9, true, nullptr, two.exec(), 4);
+        CHECK(same_bits(o7, o8));
+        CHECK(same_bits(o4, o9));
+        CHECK_FALSE(same_bits(o1, o7));
+        CHECK_FALSE(same_bits(o4, o7));
+        CHECK_THROWS_AS(wino2.run_winograd(in3, o9, true, nullptr, two.exec(), 3), handgraph::error);  // no F(3x3, 3x3)
     }
     std::vector<float> w(16 * 16 * 9, 0.1f);
     conv2d strided = conv2d::prepare(w.data(), nullptr, 16, 16, 3, 2, 1, nullptr, nullptr, conv_algorithm::direct);
     feature_map in(8, 8, 16, 1), out(4, 4, 16, 0);
     CHECK_THROWS_AS(strided.run_winograd(in, out, false, nullptr, exec{}), handgraph::error);
     CHECK_THROWS_AS(conv2d::prepare(w.data(), nullptr, 16, 16, 3, 2, 1, nullptr, nullptr, conv_algorithm::winograd_f4x4), handgraph::error);
+    CHECK_THROWS_AS(conv2d::prepare(w.data(), nullptr, 16, 16, 3, 2, 1, nullptr, nullptr, conv_algorithm::winograd_f2x2), handgraph::error);
+    CHECK_THROWS_AS(conv2d::prepare(w.data(), nullptr, 16, 16, 1, 1, 0, nullptr, nullptr, conv_algorithm::winograd_f2x2), handgraph::error);
 }
 
 // reset_output leaves the interior unspecified: every kernel must write all of it, padding
@@ -285,12 +314,14 @@ TEST_CASE("kernels write every interior value of their output (reset_output is e
             conv.run_direct(in, out, true, nullptr, ex);
             CHECK(relative_error(out, ref) <= 1e-5);
             CHECK(border_and_padding_zero(out));
-            if (k == 3) {
-                garbage(out, 13, 11, 37, 1);
-                conv.run_winograd(in, out, true, nullptr, ex);
-                CHECK(relative_error(out, ref) <= 1e-5);
-                CHECK(border_and_padding_zero(out));
-            }
+            if (k == 3)
+                for (int m : {4, 2}) {
+                    CAPTURE(m);
+                    garbage(out, 13, 11, 37, 1);
+                    conv.run_winograd(in, out, true, nullptr, ex, m);
+                    CHECK(relative_error(out, ref) <= 1e-5);
+                    CHECK(border_and_padding_zero(out));
+                }
         }
         std::vector<float> sc = random_vector(21, rng), sh = random_vector(21, rng);
         feature_map eref(13, 11, 21, 0);
@@ -351,8 +382,12 @@ TEST_CASE("conv2d: residual may be the output itself") {
         for (int x = 0; x < 13; ++x) std::memcpy(res3.pixel(y, x), out3.pixel(y, x), sizeof(float) * 48);
     conv2d conv3 = conv2d::prepare(w3.data(), b.data(), 37, 37, 3, 1, 1, nullptr, nullptr, conv_algorithm::winograd_f4x4);
     conv2d_reference(w3.data(), b.data(), 37, 37, 3, 1, 1, nullptr, nullptr, in3, ref3, true, &res3);
+    feature_map out2(9, 13, 37, 1);  // the same start for F(2x2)
+    std::memcpy(out2.buf.data(), out3.buf.data(), out3.buf.size() * sizeof(float));
     conv3.run_winograd(in3, out3, true, &out3, two.exec());
     CHECK(relative_error(out3, ref3) <= 1e-5);
+    conv3.run_winograd(in3, out2, true, &out2, two.exec(), 2);
+    CHECK(relative_error(out2, ref3) <= 1e-5);
 }
 
 TEST_CASE("conv2d preconditions") {

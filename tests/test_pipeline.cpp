@@ -162,7 +162,7 @@ pipeline_result check_pipeline(bool exact_mode, const std::string& arch) {
             ++r.compared;
         }
     }
-    MESSAGE(arch << (exact_mode ? ", exact mode: " : ", default mode: ") << "compared " << r.compared << " crops, " << r.joints
+    MESSAGE(arch << std::string(exact_mode ? ", exact mode: " : ", default mode: ") << "compared " << r.compared << " crops, " << r.joints
                  << " joints; argmax near-ties: " << r.ties << "; worst relative error vs float64 " << r.worst64 << " (" << r.worst_where
                  << "), vs PyTorch float32 " << r.worst32);
     CHECK(r.compared >= 6);

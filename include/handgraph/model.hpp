@@ -64,33 +64,49 @@ struct affine {
     }
 };
 
-// The one place that decides how each convolution computes. Winograd F(4x4,3x3) needs a
-// 3x3 stride-1 pad-1 layer. It rebuilds the layer's transformed weights on every call
-// (winograd.hpp: ~0.15 ms for 128 -> 128), which the 8x8 maps do not earn back: per-thread
-// CPU time for 128 -> 128 (benchmarks/kernel_bench, AVX-512, Zen 4) @8 direct 0.167 ms,
-// Winograd 0.207; @16 direct 0.762, Winograd 0.357. Accuracy limits it further (below).
+// The one place that decides how each convolution computes. Winograd needs a 3x3 stride-1
+// pad-1 layer; it rebuilds the layer's transformed weights on every call (winograd.hpp:
+// ~0.15 ms for 128 -> 128), which the small maps do not earn back: per-thread CPU time for
+// 128 -> 128 (benchmarks/kernel_bench, AVX-512, Zen 4) @8 direct 0.167 ms, F(4x4) 0.207;
+// @16 direct 0.762, F(4x4) 0.357; on a Zen 1 (AVX2, 2026-12-02, 1 / 2 threads) @8 direct
+// 0.657 / 0.345 ms, F(2x2) 0.541 / 0.532 (a loss at 2 threads), @16 direct 2.43 / 1.32,
+// F(2x2) 1.51 / 1.09. Accuracy limits it further (below).
 // estimate_options::exact (exec::exact) runs every Winograd layer direct instead.
 // The layers before the first hourglass (the stem, r1, r4, r5: `early`) are the ones whose
 // rounding the rest of the network amplifies most: perturbing one of their outputs by 1e-6 of
 // its rms moved enc_1 and mesh_xyz by 4e-6..1e-5 on the parity fixture's worst crop, 2-20x a
-// hourglass layer's (benchmarks/NOTES.md, 2026-12-02). So they never run Winograd (whose
+// hourglass layer's (benchmarks/NOTES.md, 2026-12-02). So they never run F(4x4) (whose
 // transforms carry ~10x the direct kernel's rounding), and the stem (the 7x7 convolution of
 // the 3-channel image, ~2% of the multiply-adds) runs direct_double in both modes: with its
 // BatchNorm folded into float weights and float sums it alone cost ~3e-6 of the 1e-5 bound.
-// Winograd runs on the 3x3 layers of maps at least winograd_min_size wide (64: the hourglasses'
-// top level and the heads); at 32 and 16 the hourglasses' Winograd layers took the default
+// F(4x4) runs on the 3x3 layers of maps at least winograd_min_size wide (64: the hourglasses'
+// top level and the heads); at 32 and 16 the hourglasses' F(4x4) layers took the default
 // mode's worst error from 8.4e-6 to 1.1e-5.
+// F(2x2, 3x3) (transforms of 0, +-1 and 1/2, rounding close to the direct kernel's) runs on
+// the early 3x3 layers (r1, r4, r5) and the hourglasses' 3x3 layers at 32 and 16, where the
+// parity bound was measured to hold with it: the kernels with `f2x2_measured` (fma3+avx2:
+// default mode's worst 5.9e-6 with it, 6.2e-6 without, test_pipeline on the fixture's 10
+// crops, 2026-12-02). The AVX-512 kernels' default mode sat at 8.4e-6 without it and no
+// AVX-512 CPU was at hand to measure it, so they keep the direct kernel there until it is
+// measured (benchmarks/NOTES.md).
 constexpr int winograd_min_size = 64;
+constexpr int winograd_f2x2_min_size = 16;
 
 // Without fused multiply-add (the sse2 kernels: xsimd::fma is a multiply and an add, two
 // roundings per term) the float kernels missed the bound (mesh_raw 1.1e-5 with every layer
 // direct), so there every layer runs direct_double (2.1-2.3x the float direct kernel's time
 // per layer, and no Winograd), on CPUs older than AVX2.
-inline kernels::conv_algorithm conv_algorithm_for(int kernel, int stride, int pad, int out_size, int cin, bool early, bool fma) {
+inline kernels::conv_algorithm conv_algorithm_for(int kernel, int stride, int pad, int out_size, int cin, bool early, bool fma,
+                                                  bool f2x2_measured) {
     if (cin <= 3 || !fma) return kernels::conv_algorithm::direct_double;
-    return kernel == 3 && stride == 1 && pad == 1 && out_size >= winograd_min_size && !early ? kernels::conv_algorithm::winograd_f4x4
-                                                                                             : kernels::conv_algorithm::direct;
+    if (!(kernel == 3 && stride == 1 && pad == 1)) return kernels::conv_algorithm::direct;
+    if (out_size >= winograd_min_size && !early) return kernels::conv_algorithm::winograd_f4x4;
+    if (f2x2_measured && (early || out_size >= winograd_f2x2_min_size)) return kernels::conv_algorithm::winograd_f2x2;
+    return kernels::conv_algorithm::direct;
 }
+
+// The kernels whose parity with F(2x2, 3x3) was measured (conv_algorithm_for): 256-bit FMA.
+inline bool f2x2_measured(const kernels::kernel_table& t) { return t.fma && t.lanes == 8; }
 
 // A layer as the networks bind it: the weights' source and how layers are prepared.
 struct net_setup {
@@ -104,7 +120,7 @@ inline kernels::conv2d load_conv(const net_setup& n, const std::string& prefix, 
                                  const affine* bn = nullptr, bool early = false) {
     const float_values wt = n.w.f32(prefix + ".weight", {cout, cin, k, k}), b = n.w.f32(prefix + ".bias", {cout});
     return kernels::conv2d::prepare(wt.data(), b.data(), cout, cin, k, stride, pad, bn ? bn->scale.data() : nullptr, bn ? bn->shift.data() : nullptr,
-                                    conv_algorithm_for(k, stride, pad, out_size, cin, early, n.layers.table().fma), n.layers, bn ? bn->scale64.data() : nullptr,
+                                    conv_algorithm_for(k, stride, pad, out_size, cin, early, n.layers.table().fma, f2x2_measured(n.layers.table())), n.layers, bn ? bn->scale64.data() : nullptr,
                                     bn ? bn->shift64.data() : nullptr);
 }
 

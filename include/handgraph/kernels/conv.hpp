@@ -8,7 +8,7 @@
 // 16, multiply-adds per tap), input scalars broadcast, bias/relu/residual fused in the store.
 // Weights are packed per 16 output channels as [cout/16][ky][kx][cin][16].
 // Each layer runs the algorithm it was prepared with (conv_algorithm): the direct kernel,
-// or Winograd F(4x4, 3x3) for 3x3 stride-1 pad-1 layers (winograd.hpp). Which layers get
+// or Winograd F(4x4, 3x3) or F(2x2, 3x3) for 3x3 stride-1 pad-1 layers (winograd.hpp). Which layers get
 // Winograd is decided in one place, model.hpp's conv_algorithm_for; exec::exact runs the
 // direct kernel everywhere.
 // AVX-512 on a Zen 4 core (117 GFLOP/s peak): direct 105-116 GFLOP/s on the network's 1x1
@@ -245,9 +245,14 @@ inline std::string shape_str(const feature_map& m) {
 // of folded into float weights (for the layers whose rounding the rest of the network
 // amplifies most; the stem and a 3x3 64->64 layer at 128x128 took 2.8x the direct kernel's
 // time with AVX-512, 2.3-3.1x with AVX2, 2.1-2.3x with SSE2, 2026-12-02); or Winograd
-// F(4x4, 3x3) (3x3 stride-1 pad-1 layers only). model.hpp's conv_algorithm_for chooses
-// per layer.
-enum class conv_algorithm { direct, direct_double, winograd_f4x4 };
+// F(4x4, 3x3) or F(2x2, 3x3) (3x3 stride-1 pad-1 layers only). model.hpp's
+// conv_algorithm_for chooses per layer.
+enum class conv_algorithm { direct, direct_double, winograd_f4x4, winograd_f2x2 };
+
+// The output tile side of a Winograd algorithm (4 or 2), 0 for the others.
+inline int winograd_tile_side(conv_algorithm a) {
+    return a == conv_algorithm::winograd_f4x4 ? 4 : a == conv_algorithm::winograd_f2x2 ? 2 : 0;
+}
 
 // A convolution layer with its weights packed for the kernels. Move-only.
 class conv2d {
@@ -255,7 +260,7 @@ public:
     // weight OIHW [cout][cin][kernel][kernel], bias [cout] (may be null: zero); optional
     // per-output-channel affine applied after the convolution (folded BatchNorm):
     // y = (conv(x) + bias) * scale + shift (scale and shift may each be null).
-    // `algorithm`: how run() computes (winograd_f4x4 only for 3x3 stride-1 pad-1 layers).
+    // `algorithm`: how run() computes (the Winograd ones only for 3x3 stride-1 pad-1 layers).
     // `setup`: the instruction set (chosen here, once) and where the packed weights live.
     // direct_double only: `scale64`/`shift64` (may be null: `scale`/`shift` widened), the
     // affine as computed in double from the BatchNorm's parameters.
@@ -267,8 +272,8 @@ public:
             throw error("conv2d::prepare: bad shape cout " + std::to_string(cout) + " cin " + std::to_string(cin) +
                         " kernel " + std::to_string(kernel) + " stride " + std::to_string(stride) + " pad " +
                         std::to_string(pad));
-        if (algorithm == conv_algorithm::winograd_f4x4 && !(kernel == 3 && stride == 1 && pad == 1))
-            throw error("conv2d::prepare: Winograd F(4x4,3x3) needs a 3x3 stride-1 pad-1 layer (kernel " + std::to_string(kernel) +
+        if (winograd_tile_side(algorithm) && !(kernel == 3 && stride == 1 && pad == 1))
+            throw error("conv2d::prepare: Winograd needs a 3x3 stride-1 pad-1 layer (kernel " + std::to_string(kernel) +
                         ", stride " + std::to_string(stride) + ", pad " + std::to_string(pad) + ")");
         conv2d c;
         c.cout_ = cout; c.cin_ = cin; c.k_ = kernel; c.stride_ = stride; c.pad_ = pad;
@@ -305,7 +310,7 @@ public:
             }
         }
         if (kernel == 3 && stride == 1 && pad == 1 && algorithm != conv_algorithm::direct_double)
-            c.wino_ = winograd_f4x4_3x3::prepare(cout, cin);
+            c.wino_ = winograd_3x3::prepare(cout, cin);
         if (algorithm == conv_algorithm::direct_double) {
             // Unscaled weights, same packing, in double (no float copy); the affine in
             // double: y = sum * s + (bias * s + t).
@@ -332,7 +337,7 @@ public:
     // caller (any border; only its interior is written); `in` needs a border of at least
     // `pad`; `residual` (optional) has out's shape and may be `out` itself.
     void run(const feature_map& in, feature_map& out, bool relu, const feature_map* residual, const exec& ex) const {
-        if (algorithm_ == conv_algorithm::winograd_f4x4 && !ex.exact) run_winograd(in, out, relu, residual, ex);
+        if (winograd_tile_side(algorithm_) && !ex.exact) run_winograd(in, out, relu, residual, ex);
         else if (algorithm_ == conv_algorithm::direct_double) run_direct_double(in, out, relu, residual, ex);
         else run_direct(in, out, relu, residual, ex);
     }
@@ -378,13 +383,16 @@ public:
         kernels_->conv_direct_preact(a);
     }
 
-    // The Winograd kernel, whatever prepare chose (3x3 stride-1 pad-1 layers only, else throws).
+    // The Winograd kernel, whatever prepare chose (3x3 stride-1 pad-1 layers only, else
+    // throws), with output tiles of side `m` (4: F(4x4, 3x3), 2: F(2x2, 3x3)); 0: the
+    // layer's own Winograd algorithm, F(4x4) for a layer prepared otherwise.
     void run_winograd(const feature_map& in, feature_map& out, bool relu, const feature_map* residual,
-                      const exec& ex) const {
+                      const exec& ex, int m = 0) const {
         if (algorithm_ == conv_algorithm::direct_double) throw error("conv2d::run_winograd: a direct_double layer");
         if (!wino_.ready()) throw error("conv2d::run_winograd: not a 3x3 stride-1 pad-1 layer");
+        if (m == 0) m = winograd_tile_side(algorithm_) ? winograd_tile_side(algorithm_) : 4;
         check(in, out, residual);
-        wino_.run(*kernels_, weight_.data(), bias_.data(), in, out, relu, residual, ex);
+        wino_.run(*kernels_, weight_.data(), bias_.data(), in, out, relu, residual, ex, m);
     }
 
     conv_algorithm algorithm() const { return algorithm_; }
@@ -448,7 +456,7 @@ private:
     conv_algorithm algorithm_ = conv_algorithm::direct;
     aligned_buffer weight_, bias_;
     std::vector<double> weight64_, scale64_, shift64_;  // direct_double layers only
-    winograd_f4x4_3x3 wino_;
+    winograd_3x3 wino_;
 };
 
 }  // namespace kernels

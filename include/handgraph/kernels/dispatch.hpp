@@ -45,6 +45,7 @@ struct kernel_table {
     const char* name;  // xsimd's name: "avx512bw", "fma3+avx2", "sse2", ...
     unsigned version;  // xsimd's ordering: larger is better
     bool fma;          // fused multiply-add (one rounding); without it (sse2) xsimd::fma is a multiply and an add
+    int lanes;         // floats per SIMD register (16: AVX-512, 8: AVX2, 4: SSE2)
     void (*conv_direct)(const conv_args&);
     void (*conv_direct_preact)(const conv_args&);
     void (*conv_direct_double)(const conv_args&);

@@ -1,8 +1,8 @@
 // handgraph/kernels/kernels.hpp: every kernel of the networks (include this one), and the
 // table that holds one instruction set's instantiations of them.
-//  conv.hpp        conv2d (direct, or Winograd F(4x4,3x3) as prepared), conv_algorithm
+//  conv.hpp        conv2d (direct, or Winograd F(4x4,3x3) or F(2x2,3x3) as prepared), conv_algorithm
 //  conv_tile.hpp   the register-tile micro-kernel (direct conv and Winograd GEMMs)
-//  winograd.hpp    Winograd F(4x4,3x3) weights transform and kernel
+//  winograd.hpp    Winograd F(4x4,3x3) and F(2x2,3x3) weights transforms and kernel
 //  elementwise.hpp scale_shift_relu, add, maxpool2x2, upsample2x_add
 //  linear.hpp      linear (fully connected, one vector)
 //  graph_conv.hpp  Chebyshev graph convolution, graph up-sampling and pooling (plain loops)
@@ -29,7 +29,8 @@ namespace detail {
 // of dispatch.hpp; otherwise, for xsimd::default_arch, where the implementation is compiled.
 template <class Arch>
 const kernel_table& kernel_table_for() {
-    static const kernel_table table{Arch::name(), Arch::version(), arch_has_fma<Arch>(), &conv_direct<Arch>, &conv_direct_preact<Arch>, &conv_direct_double<Arch>,
+    static const kernel_table table{Arch::name(), Arch::version(), arch_has_fma<Arch>(), int(xsimd::batch<float, Arch>::size),
+                                    &conv_direct<Arch>, &conv_direct_preact<Arch>, &conv_direct_double<Arch>,
                                     &winograd<Arch>,
                                     &winograd_weights<Arch>, &eltwise<Arch>, &linear_kernel<Arch>};
     return table;
