@@ -6,15 +6,16 @@
 #  --quick (what .ci/run uses): the C++ test programs (all but the two long numerical
 #     runs below), the Python tests that drive hand_demo with bad input
 #     (py_test_robustness, py_test_photo_cli, py_test_detector_cli) and the Python
-#     module's API and detector tests under ASan+UBSan; under TSan test_parallel and the
-#     two test_robustness cases that call one model / one context from several threads.
+#     module's API and detector tests under ASan+UBSan; under TSan test_parallel,
+#     test_kernels and test_robustness (with its kernels uninstrumented: section 2).
 #     Why: on a 2-core AMD EPYC family 23 (Zen 1, AVX2, 2026-12-02) the plain suite alone
 #     takes 26 min (inference 0.93 s per image there, 4.5x the Intel Xeon's), and the full
 #     sanitizer run below, 27 min on the Xeon, scaled by that 4.5x (an estimate, not run
 #     there), would take CI past its 90 minutes. Measured there, 2026-12-02 16:58-17:59
 #     UTC, .ci/run in a fresh clone at 7235eaa (tests beside it for 8 of those minutes):
 #     61 min in all, run_tests.sh 23 min, --quick ASan build and 114 tests 26 min, TSan
-#     13 min (build and the two test programs). Without --quick, the full set:
+#     13 min (build and the two test programs; since then TSan runs as in section 2,
+#     measured ~4 min there). Without --quick, the full set:
 #
 #  1. ASan+UBSan: every C++ test, hand_demo and the Python tests that drive it, and the
 #     Python module (linked with the sanitizers: CMAKE_MODULE_LINKER_FLAGS; its test,
@@ -44,9 +45,12 @@
 #     build (HANDGRAPH_FIXTURE_FROM, default build-ci then build) when one exists:
 #     its stamp makes the rerun return at once.
 #  2. TSan: test_parallel (the kernels' worker pool: loops on several threads, several
-#     calling threads with their own pools) and test_robustness (one model used from 4
-#     std::threads at once, results equal to sequential use), built with -fsanitize=thread
-#     (nothing uses OpenMP, whose libgomp TSan does not see into).
+#     calling threads with their own pools), test_kernels (each kernel on 2 threads) and
+#     test_robustness (one model used from 4 std::threads at once, one context shared,
+#     results equal to sequential use), built with -fsanitize=thread (nothing uses OpenMP,
+#     whose libgomp TSan does not see into); test_robustness in a second build whose
+#     kernel translation units are not instrumented (why: the TSan section below), and
+#     without --quick also in the instrumented one.
 # Exit status: non-zero when a build or a test fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -112,12 +116,25 @@ python3 tools/ctest_summary.py "$junit" --label run_sanitizers
 t1=$(date +%s)
 echo "run_sanitizers: ASan+UBSan $([ "$quick" -eq 1 ] && echo "quick set" || echo suite) passed in $((t1 - t0)) s"
 
-# ThreadSanitizer: the concurrency test only (its own small build).
+# ThreadSanitizer, two small builds. Instrumented everywhere: test_parallel (the worker
+# pool) and test_kernels (every kernel on 1 and 2 threads: races inside a kernel, e.g. two
+# loop slots sharing scratch or writing the same output). With the kernel translation
+# units uninstrumented (HANDGRAPH_KERNEL_COMPILE_OPTIONS=-fno-sanitize=thread: their loads
+# and stores are invisible to TSan, their loops still synchronise through the pool, which
+# is instrumented): test_robustness, whole networks shared between threads, where
+# instrumented kernels made two of its cases take 520 s on a Zen 1 and uninstrumented ones
+# all six 61 s (2026-12-02). Without --quick, test_robustness also runs fully instrumented.
 tsan="$build-tsan"
-cmake -S . -B "$tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_CXX_FLAGS="-fsanitize=thread -fno-omit-frame-pointer" -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" \
-  -DHANDGRAPH_BUILD_BENCHMARKS=OFF -DHANDGRAPH_BUILD_EXAMPLES=OFF >/dev/null
-cmake --build "$tsan" -j "$jobs" --target test_robustness test_parallel
+tsan_flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS="-fsanitize=thread -fno-omit-frame-pointer"
+  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" -DHANDGRAPH_BUILD_BENCHMARKS=OFF -DHANDGRAPH_BUILD_EXAMPLES=OFF)
+cmake -S . -B "$tsan" "${tsan_flags[@]}" >/dev/null
+if [ "$quick" -eq 1 ]; then
+  cmake --build "$tsan" -j "$jobs" --target test_parallel test_kernels
+else
+  cmake --build "$tsan" -j "$jobs" --target test_parallel test_kernels test_robustness
+fi
+cmake -S . -B "$tsan-net" "${tsan_flags[@]}" -DHANDGRAPH_KERNEL_COMPILE_OPTIONS=-fno-sanitize=thread >/dev/null
+cmake --build "$tsan-net" -j "$jobs" --target test_robustness
 export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1"
 # Each executable runs all of its test cases here: exit 77 means every one was skipped.
 tsan_run() {
@@ -130,12 +147,12 @@ tsan_run() {
   fi
 }
 tsan_run "$tsan/tests/test_parallel"
+tsan_run "$tsan/tests/test_kernels"
 HANDGRAPH_TESTDATA="$(cd "$build/tests/testdata" && pwd)"
-export HANDGRAPH_TESTDATA HANDGRAPH_SOURCE_DIR="$PWD" HANDGRAPH_BINARY_DIR="$(cd "$tsan" && pwd)"
-if [ "$quick" -eq 1 ]; then
-  tsan_run "$tsan/tests/test_robustness" -tc="one model used from 4 threads*,one context shared by 3 threads*"
-else
-  tsan_run "$tsan/tests/test_robustness"
+export HANDGRAPH_TESTDATA HANDGRAPH_SOURCE_DIR="$PWD"
+HANDGRAPH_BINARY_DIR="$(cd "$tsan-net" && pwd)" tsan_run "$tsan-net/tests/test_robustness"
+if [ "$quick" -eq 0 ]; then
+  HANDGRAPH_BINARY_DIR="$(cd "$tsan" && pwd)" tsan_run "$tsan/tests/test_robustness"
 fi
 t2=$(date +%s)
-echo "run_sanitizers: ThreadSanitizer concurrency test passed in $((t2 - t1)) s (total $((t2 - t0)) s)"
+echo "run_sanitizers: ThreadSanitizer concurrency tests passed in $((t2 - t1)) s (total $((t2 - t0)) s)"
