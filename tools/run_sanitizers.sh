@@ -14,8 +14,9 @@
 #     there), would take CI past its 90 minutes. Measured there, 2026-12-02 16:58-17:59
 #     UTC, .ci/run in a fresh clone at 7235eaa (tests beside it for 8 of those minutes):
 #     61 min in all, run_tests.sh 23 min, --quick ASan build and 114 tests 26 min, TSan
-#     13 min (build and the two test programs; since then TSan runs as in section 2,
-#     measured ~4 min there). Without --quick, the full set:
+#     13 min (build and the two test programs). With TSan as in section 2, .ci/run in a
+#     fresh clone at b042b70 there (2026-12-02 20:49-21:21 UTC, a faster phase of that VM):
+#     32.4 min, run_tests.sh 12, --quick ASan 16.7, TSan 3.6. Without --quick, the full set:
 #
 #  1. ASan+UBSan: every C++ test, hand_demo and the Python tests that drive it, and the
 #     Python module (linked with the sanitizers: CMAKE_MODULE_LINKER_FLAGS; its test,
