@@ -119,8 +119,7 @@ int main(int argc, char** argv) {
         for (float& x : b) x = d(rng);
         const int oh = (s.h + 2 * s.pad - s.k) / s.stride + 1, ow = (s.w + 2 * s.pad - s.k) / s.stride + 1;
         // The algorithm the network uses for this layer (model.hpp's conv_algorithm_for).
-        const conv_algorithm algo = handgraph::detail::conv_algorithm_for(s.k, s.stride, s.pad, oh, s.cin, s.early, k.fma,
-                                                                            handgraph::detail::f2x2_measured(k));
+        const conv_algorithm algo = handgraph::detail::conv_algorithm_for(s.k, s.stride, s.pad, oh, s.cin, s.early, k);
         conv2d conv = conv2d::prepare(w.data(), b.data(), s.cout, s.cin, s.k, s.stride, s.pad, nullptr, nullptr, algo, setup);
         feature_map in(s.h, s.w, s.cin, s.pad);
         for (int y = 0; y < s.h; ++y)

@@ -96,17 +96,17 @@ constexpr int winograd_f2x2_min_size = 16;
 // roundings per term) the float kernels missed the bound (mesh_raw 1.1e-5 with every layer
 // direct), so there every layer runs direct_double (2.1-2.3x the float direct kernel's time
 // per layer, and no Winograd), on CPUs older than AVX2.
-inline kernels::conv_algorithm conv_algorithm_for(int kernel, int stride, int pad, int out_size, int cin, bool early, bool fma,
-                                                  bool f2x2_measured) {
-    if (cin <= 3 || !fma) return kernels::conv_algorithm::direct_double;
+// `isa`: the kernels the layer runs with (their fma, and their lanes for F(2x2)).
+inline kernels::conv_algorithm conv_algorithm_for(int kernel, int stride, int pad, int out_size, int cin, bool early,
+                                                  const kernels::kernel_table& isa) {
+    if (cin <= 3 || !isa.fma) return kernels::conv_algorithm::direct_double;
     if (!(kernel == 3 && stride == 1 && pad == 1)) return kernels::conv_algorithm::direct;
     if (out_size >= winograd_min_size && !early) return kernels::conv_algorithm::winograd_f4x4;
+    // The kernels whose parity with F(2x2, 3x3) was measured (above): 256-bit FMA.
+    const bool f2x2_measured = isa.lanes == 8;
     if (f2x2_measured && (early || out_size >= winograd_f2x2_min_size)) return kernels::conv_algorithm::winograd_f2x2;
     return kernels::conv_algorithm::direct;
 }
-
-// The kernels whose parity with F(2x2, 3x3) was measured (conv_algorithm_for): 256-bit FMA.
-inline bool f2x2_measured(const kernels::kernel_table& t) { return t.fma && t.lanes == 8; }
 
 // A layer as the networks bind it: the weights' source and how layers are prepared.
 struct net_setup {
@@ -120,7 +120,7 @@ inline kernels::conv2d load_conv(const net_setup& n, const std::string& prefix, 
                                  const affine* bn = nullptr, bool early = false) {
     const float_values wt = n.w.f32(prefix + ".weight", {cout, cin, k, k}), b = n.w.f32(prefix + ".bias", {cout});
     return kernels::conv2d::prepare(wt.data(), b.data(), cout, cin, k, stride, pad, bn ? bn->scale.data() : nullptr, bn ? bn->shift.data() : nullptr,
-                                    conv_algorithm_for(k, stride, pad, out_size, cin, early, n.layers.table().fma, f2x2_measured(n.layers.table())), n.layers, bn ? bn->scale64.data() : nullptr,
+                                    conv_algorithm_for(k, stride, pad, out_size, cin, early, n.layers.table()), n.layers, bn ? bn->scale64.data() : nullptr,
                                     bn ? bn->shift64.data() : nullptr);
 }
 

@@ -390,7 +390,8 @@ public:
                       const exec& ex, int m = 0) const {
         if (algorithm_ == conv_algorithm::direct_double) throw error("conv2d::run_winograd: a direct_double layer");
         if (!wino_.ready()) throw error("conv2d::run_winograd: not a 3x3 stride-1 pad-1 layer");
-        if (m == 0) m = winograd_tile_side(algorithm_) ? winograd_tile_side(algorithm_) : 4;
+        if (m == 0) m = winograd_tile_side(algorithm_);
+        if (m == 0) m = 4;
         check(in, out, residual);
         wino_.run(*kernels_, weight_.data(), bias_.data(), in, out, relu, residual, ex, m);
     }

@@ -12,7 +12,7 @@
 // the calling workspace (in double, rounded once; ~0.1 ms for 128 -> 128), because holding
 // U for every Winograd layer would take 4x (F(4x4)) the direct weights' memory (~90 MB more).
 // Tiles are processed in chunks (12 or 24 tiles): input transform of the chunk into the
-// slot's scratch, then for each 32-channel output group the 36 GEMMs (the direct
+// slot's scratch, then for each 32-channel output group the n^2 GEMMs (the direct
 // kernel's register tile with a 1x1 "kernel") and the output transform of that group, so V
 // and M stay in L2 and each weight matrix U[xi] is read once per chunk.
 // F(4x4): points 0, +-1, +-2: B^T and A^T have small integer entries and run in float; G
