@@ -10,33 +10,17 @@
 #include <string>
 #include <vector>
 
-#include <stb_image.h>
-
 #include "handgraph/demo.hpp"
 #include "handgraph/handgraph.hpp"
 #include "handgraph/weights.hpp"
+#include "test_images.hpp"
 #include "test_support.hpp"
 
 using namespace handgraph;
 namespace fs = std::filesystem;
+using handgraph_test::read_png_bgr;
 
 namespace {
-
-std::vector<unsigned char> read_png_bgr(const fs::path& p) {
-    int w, h, c;
-    unsigned char* rgb = stbi_load(p.string().c_str(), &w, &h, &c, 3);
-    REQUIRE_MESSAGE(rgb, p.string());
-    REQUIRE(w == 256);
-    REQUIRE(h == 256);
-    std::vector<unsigned char> bgr(std::size_t(w) * h * 3);
-    for (std::size_t i = 0; i < bgr.size(); i += 3) {
-        bgr[i] = rgb[i + 2];
-        bgr[i + 1] = rgb[i + 1];
-        bgr[i + 2] = rgb[i];
-    }
-    stbi_image_free(rgb);
-    return bgr;
-}
 
 // max |a - b| / max |b|
 double rel_error(const float* a, const float* b, std::size_t n) {

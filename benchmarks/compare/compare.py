@@ -314,24 +314,34 @@ def torch_worker_main(args):
 class HandBench(object):
     """handgraph's timing blocks: one hand_bench process each (load and warm-up untimed)."""
 
-    def __init__(self, exe, weights):
-        self.exe, self.weights = exe, weights
-        self.reports = []  # every hand_bench JSON line
+    def __init__(self, exe, weights, converted):
+        self.exe, self.weights, self.converted = exe, weights, converted
+        self.reports = []  # every hand_bench JSON line (of `weights`, the prepared file)
+        self.converted_reports = []  # converted_loads()
 
-    def _run(self, threads, iters, warmup, batch):
-        argv = [self.exe, "--weights", self.weights, "--threads", str(threads), "--batch", str(batch),
+    def converted_loads(self, n=3):
+        """Model load of the converted file (read and packed, not mapped): n fresh processes."""
+        for _ in range(n):
+            self.converted_reports.append(self._run(1, 1, 0, 0, weights=self.converted, keep=False))
+
+    def _run(self, threads, iters, warmup, batch, weights=None, keep=True):
+        argv = [self.exe, "--weights", weights or self.weights, "--threads", str(threads), "--batch", str(batch),
                 "--iters", str(iters), "--warmup", str(warmup), "--json"]
         r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
         if r.returncode != 0:
             raise RuntimeError("hand_bench failed: %s" % r.stderr.strip())
         j = json.loads(r.stdout.strip().splitlines()[-1])
-        self.reports.append(j)
+        if keep:
+            self.reports.append(j)
         return j
 
     def info(self):
         if not self.reports:
             return {}
         return {"arch": self.reports[-1].get("arch"), "load_ms_median": median([j["load_ms"] for j in self.reports]),
+                "load_processes": len(self.reports), "weights_timed": self.weights,
+                "load_ms_converted_median": median([j["load_ms"] for j in self.converted_reports]) if self.converted_reports else float("nan"),
+                "load_processes_converted": len(self.converted_reports),
                 "peak_rss_mb_single_image_max": max(j["peak_rss_mb"] for j in self.reports if not j.get("batch")),
                 "gflop_per_image": self.reports[-1]["gflops"] * self.reports[-1]["ms_per_image"] / 1000.0}
 
@@ -434,6 +444,7 @@ def main():
     ap.add_argument("--build", default=os.path.join(SOURCE_DIR, "build-compare"), help="build folder of benchmarks/compare/CMakeLists.txt")
     ap.add_argument("--hand-bench", help="hand_bench binary (default BUILD/handgraph/benchmarks/hand_bench)")
     ap.add_argument("--compare-dump", help="compare_dump binary (default BUILD/compare_dump)")
+    ap.add_argument("--hand-prepare", help="hand_prepare binary (default BUILD/hand_prepare)")
     ap.add_argument("--work", help="cache of weights and ONNX models (default BUILD/compare-work)")
     ap.add_argument("--json", dest="out_json", default=os.path.join(HERE, "last_run.json"))
     ap.add_argument("--md", dest="out_md", default=os.path.join(HERE, "last_run.md"))
@@ -451,7 +462,8 @@ def main():
     args.work = args.work or os.path.join(args.build, "compare-work")
     hand_bench = args.hand_bench or os.path.join(args.build, "handgraph", "benchmarks", "hand_bench")
     compare_dump = args.compare_dump or os.path.join(args.build, "compare_dump")
-    for exe in (hand_bench, compare_dump):
+    hand_prepare = args.hand_prepare or os.path.join(args.build, "hand_prepare")
+    for exe in (hand_bench, compare_dump, hand_prepare):
         if not os.access(exe, os.X_OK):
             sys.exit("error: %s not built (run benchmarks/compare/run.sh, or see README.md)" % exe)
     ort_dir = os.path.join(HERE, "node_modules", "onnxruntime-node")
@@ -472,6 +484,15 @@ def main():
 
     prep = prepare_weights(args)
     log("weights: %s" % prep["desc"])
+    # hand_bench times the prepared file (made here each run: it follows the engine's packing),
+    # which gives the converted file's results bit for bit (tests/test_prepared.cpp) and
+    # loads faster; the converted file's load is measured too (HandBench.converted_loads).
+    prep["prepared"] = os.path.join(prep["dir"], "prepared.safetensors")
+    r = subprocess.run([hand_prepare, prep["weights"], "-o", prep["prepared"]], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True)
+    if r.returncode != 0:
+        sys.exit("error: hand_prepare: " + r.stderr.strip())
+    log("weights: hand_prepare -> %s" % prep["prepared"])
     log("template: %s" % prep["template"])
 
     # ---- handgraph's outputs and the crop
@@ -496,7 +517,7 @@ def run_all(args, prep, threads, hand_bench, dump_dir, crop_path, params_path, p
                             "--template", prep["template"], "--crop", crop_path, "--params", params_path], env)
     ow = Worker("ort", ["node", os.path.join(HERE, "ort_worker.mjs"), crop_path, params_path, prep["onnx"][1]]
                 + ([prep["onnx"][8]] if 8 in prep["onnx"] else []), env)
-    hb = HandBench(hand_bench, prep["weights"])
+    hb = HandBench(hand_bench, prep["prepared"], prep["weights"])
     try:
         tinfo, oinfo = tw.ask(cmd="info"), ow.ask(cmd="info")
         log("pytorch %s (mkldnn %s); onnxruntime-node %s on node %s" % (tinfo["version"], tinfo["mkldnn"], oinfo["version"], oinfo["node"]))
@@ -578,10 +599,14 @@ def run_all(args, prep, threads, hand_bench, dump_dir, crop_path, params_path, p
         tw.close()
         ow.close()
 
+    hb.converted_loads()
     load_end = loadavg()
     hinfo = hb.info()
-    log("handgraph: kernels %s, model load %.0f ms (median), peak RSS %.0f MB (single-image hand_bench process)"
-        % (hinfo.get("arch"), hinfo.get("load_ms_median", float("nan")), hinfo.get("peak_rss_mb_single_image_max", float("nan"))))
+    log("handgraph: kernels %s, model load %.1f ms (prepared file, median of %d processes; converted file %.1f ms, median of %d), "
+        "peak RSS %.0f MB (single-image hand_bench process)"
+        % (hinfo.get("arch"), hinfo.get("load_ms_median", float("nan")), hinfo.get("load_processes", 0),
+           hinfo.get("load_ms_converted_median", float("nan")), hinfo.get("load_processes_converted", 0),
+           hinfo.get("peak_rss_mb_single_image_max", float("nan"))))
     summary = summarize(blocks, batch_blocks, threads)
     table = timing_table(summary, threads, args.batch)
     log("")
@@ -695,6 +720,11 @@ def markdown(report, table, agree_lines):
            "- weights: %s" % report["weights"],
            "- versions: PyTorch %s, onnxruntime-node %s (node %s); handgraph kernels %s" % (
                v["pytorch"], v["onnxruntime_node"], v["node"], report["handgraph"].get("arch")),
+           "- handgraph model load (hand_bench `load_ms`): prepared file (hand_prepare) %.1f ms, median of %d processes; "
+           "converted file %.1f ms, median of %d; peak RSS of load + one image %.1f MB" % (
+               report["handgraph"].get("load_ms_median", float("nan")), report["handgraph"].get("load_processes", 0),
+               report["handgraph"].get("load_ms_converted_median", float("nan")), report["handgraph"].get("load_processes_converted", 0),
+               report["handgraph"].get("peak_rss_mb_single_image_max", float("nan"))),
            "- rounds: %d single-image, %d batch; timed calls per block: %s" % (
                report["rounds"], report["batch_rounds"], ", ".join("%s %s" % kv for kv in report["iters_per_block"].items())),
            ""] + table + ["", "What each time includes: " + report["scope"], "",

@@ -4,7 +4,7 @@
 #   bash benchmarks/compare/run.sh [compare.py options, e.g. --rounds 7 --no-batch
 #                                   --checkpoints DIR --template OBJ]
 #
-# Builds hand_bench and compare_dump into build-compare/ (incremental), installs
+# Builds hand_bench, compare_dump and hand_prepare into build-compare/ (incremental), installs
 # onnxruntime-node from package-lock.json into benchmarks/compare/node_modules when it is
 # missing, then runs compare.py, which prints the tables and writes
 # benchmarks/compare/last_run.json and last_run.md.
@@ -24,8 +24,8 @@ need npm "install npm (Debian: apt-get install npm)"
 if [ ! -f "$BUILD/CMakeCache.txt" ]; then
   cmake -S "$HERE" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
 fi
-echo "building hand_bench and compare_dump in $BUILD ..."
-cmake --build "$BUILD" --target hand_bench compare_dump -j"$(nproc)" >/dev/null
+echo "building hand_bench, compare_dump and hand_prepare in $BUILD ..."
+cmake --build "$BUILD" --target hand_bench compare_dump hand_prepare -j"$(nproc)" >/dev/null
 
 if [ ! -f "$HERE/node_modules/onnxruntime-node/package.json" ]; then
   echo "installing onnxruntime-node (npm ci --ignore-scripts) ..."

@@ -580,7 +580,17 @@ inline sparse_matrix rescale(const sparse_matrix& l, double lmax) {
 
 // The hand graph of a template mesh with the release's layout (the arm at vertices
 // [473, 529)). Deterministic; throws handgraph::error for a mesh it cannot use.
-inline hand_graph build_hand_graph(const template_mesh& mesh) {
+// `known_lmax` (levels 0..3, as a graph of the same mesh computed them: a prepared weight
+// file stores them) skips the Lanczos runs; each must lie in (0, 2], the spectrum of a
+// normalised Laplacian.
+inline hand_graph build_hand_graph(const template_mesh& mesh, const std::vector<double>* known_lmax = nullptr) {
+    if (known_lmax) {
+        if (known_lmax->size() != static_cast<std::size_t>(coarsening_levels))
+            throw error("hand graph: " + std::to_string(known_lmax->size()) + " known largest eigenvalues, the graph has " +
+                        std::to_string(coarsening_levels) + " levels to rescale");
+        for (double v : *known_lmax)
+            if (!(v > 0.0 && v <= 2.0)) throw error("hand graph: a known largest eigenvalue " + std::to_string(v) + " is outside (0, 2]");
+    }
     const std::size_t nv = mesh.num_vertices();
     if (mesh.vertices.size() % 3 != 0 || mesh.faces.size() % 3 != 0 || mesh.faces.empty())
         throw error("hand graph: the template mesh must have n x 3 vertices and m x 3 faces");
@@ -616,7 +626,7 @@ inline hand_graph build_hand_graph(const template_mesh& mesh) {
             level < coarsening_levels ? detail::permute(graphs[static_cast<std::size_t>(level)], order)
                                       : graphs[static_cast<std::size_t>(level)]);
         if (level < coarsening_levels) {
-            const double lmax = detail::largest_eigenvalue(l);
+            const double lmax = known_lmax ? (*known_lmax)[static_cast<std::size_t>(level)] : detail::largest_eigenvalue(l);
             if (!(lmax > 0.0)) throw error("hand graph: level " + std::to_string(level) + " Laplacian has no positive eigenvalue");
             g.lmax.push_back(lmax);
             l = detail::rescale(l, lmax);

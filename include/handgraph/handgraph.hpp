@@ -227,9 +227,23 @@ private:
 // The process-wide context behind the calls without one: 1 thread; its calls are serialised.
 context& default_context();
 
+// Writes `out`, a prepared weight file made from the converted weight file `weights`: the
+// layers' weights packed as the kernels use them (BatchNorm folded in), the rest copied,
+// and the hand graph's Laplacian scales. model::load maps such a file instead of reading
+// and packing the weights (several times faster to load; README, Speed), with results
+// bit-identical to loading `weights` itself. The packing does not depend on the
+// instruction set, except that CPUs without FMA (the sse2 kernels) run every layer in
+// double: a file prepared on one kind is refused by the other, with a message saying so.
+// `options.kernels` as for model::load. Written atomically (write_file_atomic); `out`
+// must not be `weights`.
+void prepare_weights(const std::string& weights, const std::string& out, const load_options& options = {});
+
 class model {
 public:
-    // Reads, validates and prepares a weight file (tools/convert_weights.py output).
+    // Reads, validates and prepares a weight file (tools/convert_weights.py output), or maps
+    // a prepared one (prepare_weights), whose packed weights are then used where the file
+    // maps them: the file must then stay in place while the model lives (replacing it by
+    // a rename, as prepare_weights does, is safe; truncating it in place is not).
     static model load(const std::string& path, const load_options& options = {});
     // A deterministic random-weight model of the real shapes, for demos, benchmarks and
     // tests without the released weights (outputs meaningless, cost real). The template mesh
@@ -273,7 +287,7 @@ public:
     const std::string& source() const;
     // The instruction set the kernels run with ("avx512bw", "fma3+avx2", "sse2", ...).
     const char* kernels() const;
-    // Bytes of prepared weights (packed, in the model's arena).
+    // Bytes of prepared weights (packed in the model's arena, or the mapped prepared file).
     std::size_t weight_bytes() const;
 
     const detail::hand_model& impl() const;  // internal (tests, evaluation)

@@ -6,11 +6,16 @@
 // Depends on everything inference needs: pipeline.hpp (and so model.hpp, kernels/,
 // graph.hpp, weights.hpp), context.hpp, kernels/kernels.hpp (the kernel tables).
 #pragma once
+#include <cstring>
+#include <filesystem>
+#include <map>
 #include <mutex>
 #include <utility>
 
 #include "context.hpp"
 #include "handgraph.hpp"
+#include "io.hpp"
+#include "json.hpp"
 #include "kernels/kernels.hpp"
 #include "pipeline.hpp"
 #include "weights.hpp"
@@ -70,6 +75,72 @@ model model::load(const std::string& path, const load_options& options) {
     const auto& k = kernels::select_kernels(options.kernels.c_str());
     weight_file w = weight_file::read(path);
     return model(std::make_shared<const detail::hand_model>(w, k));
+}
+
+void prepare_weights(const std::string& weights, const std::string& out, const load_options& options) {
+    namespace fs = std::filesystem;
+    const auto& k = kernels::select_kernels(options.kernels.c_str());
+    std::error_code ec;
+    if (fs::exists(out, ec) && fs::equivalent(weights, out, ec))
+        throw error(out + ": the prepared file would replace the converted weights it is made from; give another output path");
+    weight_file w = weight_file::read(weights);
+    if (w.prepared()) throw error(weights + ": already a prepared weight file; prepare the converted file (tools/convert_weights.py output)");
+    detail::packed_record record;
+    const detail::hand_model m(w, k, &record);
+
+    // Header: the packed arrays first (each a multiple of 64 bytes, so each starts on a
+    // 64-byte boundary of the data), then the converted file's other tensors as they were;
+    // the header padded with spaces so the data starts on a 64-byte boundary of the file.
+    struct entry {
+        std::string name, dtype;
+        std::vector<std::int64_t> shape;
+        const void* data;      // packed: the model's array; copied: null
+        const tensor_info* t;  // copied: the converted file's tensor
+        std::size_t bytes;
+    };
+    std::vector<entry> entries;
+    for (const auto& a : record.arrays) {
+        const std::size_t bytes = a.count * (a.f64 ? 8 : 4);
+        if (bytes % 64) throw error("prepare_weights: packed array \"" + a.name + "\" is not a multiple of 64 bytes");
+        entries.push_back({a.name, a.f64 ? "F64" : "F32", {std::int64_t(a.count)}, a.data, nullptr, bytes});
+    }
+    for (const auto& t : w.file().tensors())
+        if (!record.replaced.count(t.name)) entries.push_back({t.name, dtype_name(t.type), t.shape, nullptr, &t, t.end - t.begin});
+    std::map<std::string, std::string> meta = w.file().metadata();
+    meta["prepared_from"] = meta["format"] + " " + meta["format_version"];
+    meta["format"] = weight_file::prepared_format_name;
+    meta["format_version"] = std::to_string(weight_file::prepared_format_version);
+    meta["prepared_kernels"] = k.name;
+    meta["graph_lmax"] = detail::hand_model::format_lmax(m.graph().lmax);
+
+    std::string header = "{\"__metadata__\":{";
+    bool first = true;
+    for (const auto& [key, v] : meta) {
+        header += (first ? "" : ",") + json::quote(key) + ":" + json::quote(v);
+        first = false;
+    }
+    header += "}";
+    std::size_t offset = 0;
+    for (const auto& e : entries) {
+        header += "," + json::quote(e.name) + ":{\"dtype\":\"" + e.dtype + "\",\"shape\":[";
+        for (std::size_t i = 0; i < e.shape.size(); ++i) header += (i ? "," : "") + std::to_string(e.shape[i]);
+        header += "],\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(offset + e.bytes) + "]}";
+        offset += e.bytes;
+    }
+    header += "}";
+    header.append((64 - (8 + header.size()) % 64) % 64, ' ');
+
+    std::string bytes;
+    bytes.reserve(8 + header.size() + offset);
+    for (int i = 0; i < 8; ++i) bytes.push_back(char((std::uint64_t(header.size()) >> (8 * i)) & 0xff));
+    bytes += header;
+    for (const auto& e : entries) {
+        const std::size_t at = bytes.size();
+        bytes.resize(at + e.bytes);
+        if (e.data) std::memcpy(&bytes[at], e.data, e.bytes);
+        else w.file().read_into(*e.t, &bytes[at]);
+    }
+    write_file_atomic(out, bytes, "prepared weight file");
 }
 
 model model::random(std::uint64_t seed, const std::vector<float>& template_vertices, const std::vector<std::int32_t>& template_faces,

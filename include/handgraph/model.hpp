@@ -12,6 +12,8 @@
 #include <cmath>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -108,24 +110,101 @@ inline kernels::conv_algorithm conv_algorithm_for(int kernel, int stride, int pa
     return kernels::conv_algorithm::direct;
 }
 
-// A layer as the networks bind it: the weights' source and how layers are prepared.
+// What prepare_weights (pipeline.hpp) writes: each packed array of the layers, named after
+// its layer, where the model holds it; and the converted file's tensors the packing replaced
+// (the layers' weights, biases and folded BatchNorms). The rest of the file is copied.
+struct packed_record {
+    struct array {
+        std::string name;
+        bool f64;
+        const void* data;
+        std::size_t count;
+    };
+    std::vector<array> arrays;
+    std::set<std::string> replaced;
+    void add(const std::string& name, const float* p, std::size_t n) { arrays.push_back({name, false, p, n}); }
+    void add(const std::string& name, const double* p, std::size_t n) { arrays.push_back({name, true, p, n}); }
+};
+
+// A layer as the networks bind it: the weights' source, how layers are prepared, and (while
+// prepare_weights runs) where the packed arrays are recorded.
 struct net_setup {
     const weight_source& w;
     kernels::layer_setup layers;
+    packed_record* record = nullptr;
 };
 
-// `out_size`: the side of the layer's (square) output maps; `early`: a layer before the first
-// hourglass (conv_algorithm_for).
+inline void record_bn(packed_record& r, const std::string& bn) {
+    for (const char* t : {".weight", ".bias", ".running_mean", ".running_var"}) r.replaced.insert(bn + t);
+}
+
+// A prepared file's packed tensor of a layer, with what to do when it holds the other form:
+// the direct_double layers' double arrays depend on the kernels (every layer without FMA,
+// only the stem with it), so a file prepared on one kind of CPU may lack what another needs.
+inline void require_packed_form(const net_setup& n, const std::string& prefix, bool f64) {
+    const std::string name = prefix + (f64 ? ".packed_weight64" : ".packed_weight");
+    if (n.w.has(name)) return;
+    throw error(n.w.path() + ": layer \"" + prefix + "\": the " + n.layers.table().name + " kernels run it " + (f64 ? "in double" : "in float") +
+                ", and this prepared file holds only its " + (f64 ? "float" : "double") +
+                " packing (it was prepared with other kernels): prepare the converted weights again on this machine "
+                "(hand_prepare), or load the converted file");
+}
+
+// `out_size`: the side of the layer's (square) output maps; `bn`: the prefix of the
+// BatchNorm folded into it ("" for none); `early`: a layer before the first hourglass
+// (conv_algorithm_for).
 inline kernels::conv2d load_conv(const net_setup& n, const std::string& prefix, int cout, int cin, int k, int stride, int pad, int out_size,
-                                 const affine* bn = nullptr, bool early = false) {
+                                 const std::string& bn = "", bool early = false) {
+    const kernels::conv_algorithm algorithm = conv_algorithm_for(k, stride, pad, out_size, cin, early, n.layers.table());
+    const bool f64 = algorithm == kernels::conv_algorithm::direct_double;
+    const std::size_t wc = kernels::conv2d::packed_weight_count(cout, cin, k), cc = kernels::conv2d::packed_channel_count(cout);
+    if (n.w.prepared()) {
+        require_packed_form(n, prefix, f64);
+        kernels::conv2d::packed_view v;
+        if (f64) {
+            v.weight64 = n.w.packed_f64(prefix + ".packed_weight64", wc);
+            v.scale64 = n.w.packed_f64(prefix + ".packed_scale64", cc);
+            v.shift64 = n.w.packed_f64(prefix + ".packed_shift64", cc);
+        } else {
+            v.weight = n.w.packed_f32(prefix + ".packed_weight", wc);
+            v.bias = n.w.packed_f32(prefix + ".packed_bias", cc);
+        }
+        return kernels::conv2d::from_packed(v, cout, cin, k, stride, pad, algorithm, n.layers);
+    }
+    std::optional<affine> a;
+    if (!bn.empty()) a = affine::from_bn(n.w, bn, cout);
     const float_values wt = n.w.f32(prefix + ".weight", {cout, cin, k, k}), b = n.w.f32(prefix + ".bias", {cout});
-    return kernels::conv2d::prepare(wt.data(), b.data(), cout, cin, k, stride, pad, bn ? bn->scale.data() : nullptr, bn ? bn->shift.data() : nullptr,
-                                    conv_algorithm_for(k, stride, pad, out_size, cin, early, n.layers.table()), n.layers, bn ? bn->scale64.data() : nullptr,
-                                    bn ? bn->shift64.data() : nullptr);
+    kernels::conv2d c = kernels::conv2d::prepare(wt.data(), b.data(), cout, cin, k, stride, pad, a ? a->scale.data() : nullptr, a ? a->shift.data() : nullptr,
+                                                 algorithm, n.layers, a ? a->scale64.data() : nullptr, a ? a->shift64.data() : nullptr);
+    if (n.record) {
+        n.record->replaced.insert(prefix + ".weight");
+        n.record->replaced.insert(prefix + ".bias");
+        if (!bn.empty()) record_bn(*n.record, bn);
+        const kernels::conv2d::packed_view v = c.packed();
+        if (f64) {
+            n.record->add(prefix + ".packed_weight64", v.weight64, wc);
+            n.record->add(prefix + ".packed_scale64", v.scale64, cc);
+            n.record->add(prefix + ".packed_shift64", v.shift64, cc);
+        } else {
+            n.record->add(prefix + ".packed_weight", v.weight, wc);
+            n.record->add(prefix + ".packed_bias", v.bias, cc);
+        }
+    }
+    return c;
 }
 
 inline kernels::linear load_linear(const net_setup& n, const std::string& prefix, int out, int in) {
-    return kernels::linear::prepare(n.w.f32(prefix + ".weight", {out, in}).data(), n.w.f32(prefix + ".bias", {out}).data(), out, in, n.layers);
+    const std::size_t wc = kernels::linear::packed_weight_count(out, in), bc = kernels::linear::packed_bias_count(out);
+    if (n.w.prepared())
+        return kernels::linear::from_packed(n.w.packed_f32(prefix + ".packed_weight", wc), n.w.packed_f32(prefix + ".packed_bias", bc), out, in, n.layers);
+    kernels::linear l = kernels::linear::prepare(n.w.f32(prefix + ".weight", {out, in}).data(), n.w.f32(prefix + ".bias", {out}).data(), out, in, n.layers);
+    if (n.record) {
+        n.record->replaced.insert(prefix + ".weight");
+        n.record->replaced.insert(prefix + ".bias");
+        n.record->add(prefix + ".packed_weight", l.packed_weight(), wc);
+        n.record->add(prefix + ".packed_bias", l.packed_bias(), bc);
+    }
+    return l;
 }
 
 // Pre-activation bottleneck: y = conv3(relu(bn2(conv2(relu(bn1(conv1(relu(bn(x))))))))) + skip(x).
@@ -143,10 +222,8 @@ public:
             pre_scale_[std::size_t(c)] = bn.scale[std::size_t(c)];
             pre_shift_[std::size_t(c)] = bn.shift[std::size_t(c)];
         }
-        affine bn1 = affine::from_bn(n.w, p + ".bn1", cout / 2);
-        affine bn2 = affine::from_bn(n.w, p + ".bn2", cout / 2);
-        conv1_ = load_conv(n, p + ".conv1", cout / 2, cin, 1, 1, 0, size, &bn1);
-        conv2_ = load_conv(n, p + ".conv2", cout / 2, cout / 2, 3, 1, 1, size, &bn2, early);
+        conv1_ = load_conv(n, p + ".conv1", cout / 2, cin, 1, 1, 0, size, p + ".bn1");
+        conv2_ = load_conv(n, p + ".conv2", cout / 2, cout / 2, 3, 1, 1, size, p + ".bn2", early);
         conv3_ = load_conv(n, p + ".conv3", cout, cout / 2, 1, 1, 0, size);
         if (cin != cout) conv4_ = std::make_unique<kernels::conv2d>(load_conv(n, p + ".conv4", cout, cin, 1, 1, 0, size));
     }
@@ -250,8 +327,7 @@ public:
     explicit net_hm(const detail::net_setup& n) {
         const std::string p = "net_hm.";
         k_ = &n.layers.table();
-        detail::affine bn1 = detail::affine::from_bn(n.w, p + "bn1", 64);
-        conv1_ = detail::load_conv(n, p + "conv1_", 64, 3, 7, 2, 3, 128, &bn1, true);
+        conv1_ = detail::load_conv(n, p + "conv1_", 64, 3, 7, 2, 3, 128, p + "bn1", true);
         r1_ = detail::residual(n, p + "r1", 64, 128, 128, true);
         r4_ = detail::residual(n, p + "r4", 128, 128, 64, true);
         r5_ = detail::residual(n, p + "r5", 128, num_features, 64, true);
@@ -260,8 +336,7 @@ public:
             hg_.push_back(std::make_unique<detail::hourglass>(n, p + "hourglass." + s, 4, num_features, heatmap_size));
             res_[std::size_t(2 * i)] = detail::residual(n, p + "Residual." + std::to_string(2 * i), num_features, num_features, heatmap_size);
             res_[std::size_t(2 * i + 1)] = detail::residual(n, p + "Residual." + std::to_string(2 * i + 1), num_features, num_features, heatmap_size);
-            detail::affine bn = detail::affine::from_bn(n.w, p + "lin_." + s + ".1", num_features);
-            lin_[std::size_t(i)] = detail::load_conv(n, p + "lin_." + s + ".0", num_features, num_features, 1, 1, 0, heatmap_size, &bn);
+            lin_[std::size_t(i)] = detail::load_conv(n, p + "lin_." + s + ".0", num_features, num_features, 1, 1, 0, heatmap_size, p + "lin_." + s + ".1");
             tmp_out_[std::size_t(i)] = detail::load_conv(n, p + "tmpOut." + s, num_joints, num_features, 1, 1, 0, heatmap_size);
         }
         ll_ = detail::load_conv(n, p + "ll_.0", num_features, num_features, 1, 1, 0, heatmap_size);

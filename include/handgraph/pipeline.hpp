@@ -197,9 +197,11 @@ inline void check_finite_positive(float v, const std::string& what) {
 
 class hand_model {
 public:
-    hand_model(const weight_source& w, const kernels::detail::kernel_table& kernels) : kernels_(&kernels), source_(w.path()) {
+    // `record` (prepare_weights): where the layers' packed arrays are recorded.
+    hand_model(const weight_source& w, const kernels::detail::kernel_table& kernels, packed_record* record = nullptr)
+        : kernels_(&kernels), source_(w.path()), mapping_(w.keep_alive()) {
         staging_scope staging;  // the tensors' staging blocks are reused while the networks pack them
-        net_setup n{w, kernels::layer_setup{&kernels, &arena_}};
+        net_setup n{w, kernels::layer_setup{&kernels, &arena_}, record};
         hm_ = std::make_unique<net_hm>(n);
         feat_mesh_ = std::make_unique<net_feat_mesh>(n);
         mesh_pose_ = std::make_unique<net_mesh_pose>(n);
@@ -215,7 +217,10 @@ public:
             throw error(w.path() + ": tensor \"template.vertices\" has " + std::to_string(vs[0]) + " vertices; the network's graph has " +
                         std::to_string(mesh_nodes) + " nodes, so the template can have at most " + std::to_string(mesh_nodes + (arm_end - arm_begin)));
         const float_values vertices = w.f32("template.vertices", vs);
-        graph_ = build_hand_graph(make_template_mesh(std::vector<float>(vertices.begin(), vertices.end()), w.i32("template.faces", fs), w.path() + ": template mesh"));
+        std::vector<double> known_lmax;
+        if (w.prepared()) known_lmax = parse_lmax(w);
+        graph_ = build_hand_graph(make_template_mesh(std::vector<float>(vertices.begin(), vertices.end()), w.i32("template.faces", fs), w.path() + ": template mesh"),
+                                  w.prepared() ? &known_lmax : nullptr);
         if (graph_.laplacians.size() != 5 || graph_.num_nodes(0) != mesh_nodes || graph_.num_nodes(4) != 80)
             throw error(w.path() + ": the template mesh gives a graph of " + std::to_string(graph_.num_nodes(0)) +
                         " nodes, the network needs 1280 (80 coarsest)");
@@ -235,11 +240,44 @@ public:
     hand_model(const hand_model&) = delete;
     hand_model& operator=(const hand_model&) = delete;
 
+    // A prepared file's metadata "graph_lmax": the Laplacians' largest eigenvalues, levels
+    // 0..3, comma-separated with 17 significant digits (exact in double).
+    static std::string format_lmax(const std::vector<double>& lmax) {
+        std::string out;
+        char buf[40];
+        for (std::size_t i = 0; i < lmax.size(); ++i) {
+            std::snprintf(buf, sizeof buf, "%.17g", lmax[i]);
+            out += (i ? "," : "") + std::string(buf);
+        }
+        return out;
+    }
+    static std::vector<double> parse_lmax(const weight_source& w) {
+        const std::string text = w.metadata("graph_lmax");
+        std::vector<double> out;
+        std::size_t at = 0;
+        while (!text.empty() && at <= text.size() && out.size() < 16) {
+            const std::size_t end = std::min(text.find(',', at), text.size());
+            const std::string item = text.substr(at, end - at);
+            char* stop = nullptr;
+            const double v = item.empty() ? 0.0 : std::strtod(item.c_str(), &stop);
+            if (item.empty() || stop != item.c_str() + item.size())
+                throw error(w.path() + ": metadata \"graph_lmax\" is not a comma-separated list of numbers");
+            out.push_back(v);
+            at = end + 1;
+        }
+        if (out.empty()) throw error(w.path() + ": a prepared weight file needs the metadata \"graph_lmax\"");
+        for (double v : out)
+            if (!(v > 0.0 && v <= 2.0))
+                throw error(w.path() + ": metadata \"graph_lmax\" holds " + std::to_string(v) + ", outside (0, 2] (a normalised Laplacian's spectrum)");
+        return out;
+    }
+
     const hand_graph& graph() const { return graph_; }
     const std::vector<std::int32_t>& faces(hand_side side = hand_side::right) const { return side == hand_side::left ? left_faces_ : graph_.faces; }
     const std::string& source() const { return source_; }
     const char* kernels_name() const { return kernels_->name; }
-    std::size_t weight_bytes() const { return arena_.used(); }
+    // The prepared weights' bytes: packed here (the arena) or mapped (a prepared file).
+    std::size_t weight_bytes() const { return arena_.used() + (mapping_ ? mapping_->size() : 0); }
 
     // One crop through the networks with `ex` (a context's), into `e`; the intermediates too
     // when `trace` is given; per-stage times into `times` when given.
@@ -442,6 +480,7 @@ public:
 private:
     const kernels::detail::kernel_table* kernels_;
     std::string source_;
+    std::shared_ptr<const mapped_file> mapping_;  // a prepared file's mapping: outlives the networks that use it
     weight_arena arena_;  // declared before the networks: destroyed after them
     std::unique_ptr<net_hm> hm_;
     std::unique_ptr<net_feat_mesh> feat_mesh_;

@@ -374,9 +374,10 @@ public:
     aligned_buffer() = default;
     explicit aligned_buffer(detail::buffer_source* source) : source_(source) {}
     explicit aligned_buffer(std::size_t n, detail::buffer_source* source = nullptr) : source_(source) { resize(n); }
-    aligned_buffer(aligned_buffer&& o) noexcept : data_(o.data_), size_(o.size_), bytes_(o.bytes_), source_(o.source_) {
+    aligned_buffer(aligned_buffer&& o) noexcept : data_(o.data_), size_(o.size_), bytes_(o.bytes_), source_(o.source_), borrowed_(o.borrowed_) {
         o.data_ = nullptr;
         o.size_ = o.bytes_ = 0;
+        o.borrowed_ = false;
     }
     aligned_buffer& operator=(aligned_buffer&& o) noexcept {
         if (this != &o) {
@@ -385,11 +386,24 @@ public:
             size_ = o.size_;
             bytes_ = o.bytes_;
             source_ = o.source_;
+            borrowed_ = o.borrowed_;
             o.data_ = nullptr;
             o.size_ = o.bytes_ = 0;
+            o.borrowed_ = false;
         }
         return *this;
     }
+    // A view of `n` floats that live elsewhere (a prepared weight file's mapping, read-only:
+    // nothing may write through it), which the caller has checked to be 64-byte aligned;
+    // never freed by the buffer, so the memory must outlive it. Resizing drops the view.
+    static aligned_buffer borrowed(const float* data, std::size_t n) {
+        aligned_buffer b;
+        b.data_ = const_cast<float*>(data);
+        b.size_ = n;
+        b.borrowed_ = true;
+        return b;
+    }
+    bool is_borrowed() const { return borrowed_; }
     aligned_buffer(const aligned_buffer&) = delete;
     aligned_buffer& operator=(const aligned_buffer&) = delete;
     ~aligned_buffer() { release(); }
@@ -434,16 +448,18 @@ private:
         return zeroed;
     }
     void release() noexcept {
-        if (data_) {
+        if (data_ && !borrowed_) {
             if (source_) source_->give(data_, bytes_);
             else std::free(data_);
         }
         data_ = nullptr;
         size_ = bytes_ = 0;
+        borrowed_ = false;
     }
     float* data_ = nullptr;
     std::size_t size_ = 0, bytes_ = 0;
     detail::buffer_source* source_ = nullptr;
+    bool borrowed_ = false;
 };
 
 // One image's activations: HWC, channels padded to a multiple of 16, zero border.

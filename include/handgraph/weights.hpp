@@ -30,6 +30,12 @@
 #include "json.hpp"
 #include "tensor.hpp"
 
+#if defined(__linux__)
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#endif
+
 namespace handgraph {
 
 enum class dtype { f32, f64, i32, i64, u8 };
@@ -71,6 +77,72 @@ struct tensor_info {
     }
 };
 
+// A whole file, read-only in memory: mapped (Linux: mmap, so its pages are the page
+// cache's, shared and never copied), elsewhere read into a 64-byte-aligned heap copy. The
+// mapping stays valid while the object lives even if the file is replaced by a rename (the
+// old file lives on); truncating the file in place under a live mapping is not survivable
+// (SIGBUS on the next access), so files the library maps are only ever replaced by rename
+// (write_file_atomic). Throws handgraph::error naming the file.
+class mapped_file {
+public:
+    static std::shared_ptr<const mapped_file> open(const std::string& path) {
+        auto m = std::shared_ptr<mapped_file>(new mapped_file());
+#if defined(__linux__)
+        const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) throw error(path + ": cannot open file");
+        struct stat st;
+        if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+            ::close(fd);
+            throw error(path + ": not a regular file");
+        }
+        m->size_ = std::size_t(st.st_size);
+        if (m->size_ > 0) {
+            void* p = ::mmap(nullptr, m->size_, PROT_READ, MAP_PRIVATE, fd, 0);
+            if (p == MAP_FAILED) {
+                ::close(fd);
+                throw error(path + ": cannot map the file into memory");
+            }
+            m->data_ = static_cast<const unsigned char*>(p);
+            m->mapped_ = true;
+        }
+        ::close(fd);
+#else
+        std::ifstream in(path, std::ios::binary);
+        if (!in) throw error(path + ": cannot open file");
+        in.seekg(0, std::ios::end);
+        const std::streamoff size = in.tellg();
+        if (size < 0) throw error(path + ": cannot read file size");
+        in.seekg(0, std::ios::beg);
+        m->size_ = std::size_t(size);
+        if (m->size_ > 0) {
+            void* p = std::aligned_alloc(64, (m->size_ + 63) / 64 * 64);
+            if (!p) throw std::bad_alloc();
+            m->data_ = static_cast<const unsigned char*>(p);
+            if (!in.read(static_cast<char*>(p), std::streamsize(m->size_))) throw error(path + ": read failed");
+        }
+#endif
+        return m;
+    }
+    mapped_file(const mapped_file&) = delete;
+    mapped_file& operator=(const mapped_file&) = delete;
+    ~mapped_file() {
+        if (!data_) return;
+#if defined(__linux__)
+        if (mapped_) ::munmap(const_cast<unsigned char*>(data_), size_);
+#else
+        std::free(const_cast<unsigned char*>(data_));
+#endif
+    }
+    const unsigned char* data() const { return data_; }
+    std::size_t size() const { return size_; }
+
+private:
+    mapped_file() = default;
+    const unsigned char* data_ = nullptr;
+    std::size_t size_ = 0;
+    bool mapped_ = false;
+};
+
 class safetensors_file {
 public:
     static constexpr std::uint64_t max_header_bytes = 100u << 20;
@@ -107,6 +179,19 @@ public:
         check_header_length(n, bytes.size(), path);
         safetensors_file f = parse_header(std::string_view(reinterpret_cast<const char*>(bytes.data()) + 8, std::size_t(n)), bytes.size(), path);
         f.bytes_ = std::move(bytes);
+        return f;
+    }
+
+    // Map `path` (mapped_file) and validate its header; tensors are then read where the
+    // mapping holds them (mapped()).
+    static safetensors_file map(const std::string& path) {
+        std::shared_ptr<const mapped_file> m = mapped_file::open(path);
+        if (m->size() < 8) throw error(path + ": not a safetensors file (shorter than its 8-byte header length)");
+        std::uint64_t n = 0;
+        for (int i = 7; i >= 0; --i) n = (n << 8) | m->data()[i];
+        check_header_length(n, m->size(), path);
+        safetensors_file f = parse_header(std::string_view(reinterpret_cast<const char*>(m->data()) + 8, std::size_t(n)), m->size(), path);
+        f.mapping_ = std::move(m);
         return f;
     }
 
@@ -198,6 +283,10 @@ public:
     void read_into(const tensor_info& t, void* dst) const {
         const std::size_t n = t.end - t.begin;
         if (n == 0) return;
+        if (mapping_) {
+            std::memcpy(dst, mapping_->data() + data_offset_ + t.begin, n);
+            return;
+        }
         if (!stream_) {
             std::memcpy(dst, bytes_.data() + data_offset_ + t.begin, n);
             return;
@@ -219,10 +308,16 @@ public:
         return out;
     }
 
+    // Where a mapped file (map()) holds the tensor's bytes; null for the other backings.
+    const unsigned char* mapped(const tensor_info& t) const { return mapping_ ? mapping_->data() + data_offset_ + t.begin : nullptr; }
+    // The mapping (map()), null otherwise.
+    const std::shared_ptr<const mapped_file>& mapping() const { return mapping_; }
+
 private:
     std::string path_;
     std::vector<unsigned char> bytes_;       // in-memory file image (from_bytes), or
-    std::shared_ptr<std::ifstream> stream_;  // the open file (read)
+    std::shared_ptr<std::ifstream> stream_;  // the open file (read), or
+    std::shared_ptr<const mapped_file> mapping_;  // the mapped file (map)
     std::size_t data_offset_ = 0;
     std::vector<tensor_info> tensors_;
     std::map<std::string, std::size_t> index_;
@@ -336,7 +431,64 @@ public:
     virtual void ignore(const std::string& name) const = 0;
     // Refuses tensors that no layer asked for (a file of another model, a stray key).
     virtual void check_all_used() const = 0;
+
+    // A prepared weight file (prepare_weights, handgraph.hpp) holds the layers' weights as
+    // the kernels use them (packed, BatchNorm folded): the networks then take them where
+    // the file is mapped instead of preparing them.
+    virtual bool prepared() const { return false; }
+    virtual bool has(const std::string& name) const = 0;
+    // A prepared file's packed tensor: 1-D of exactly `count` values, every one finite,
+    // 64-byte aligned where the file is mapped; valid while keep_alive() is held.
+    virtual const float* packed_f32(const std::string& name, std::size_t count) const {
+        (void)count;
+        throw error(path() + ": tensor \"" + name + "\": packed tensors are only in prepared weight files");
+    }
+    virtual const double* packed_f64(const std::string& name, std::size_t count) const {
+        (void)count;
+        throw error(path() + ": tensor \"" + name + "\": packed tensors are only in prepared weight files");
+    }
+    // What keeps packed tensors valid (the mapping), for the model to hold.
+    virtual std::shared_ptr<const mapped_file> keep_alive() const { return nullptr; }
 };
+
+namespace detail {
+
+// The index of the first NaN or Inf among v[0..n), or n. All exponent bits set: NaN or
+// Inf. A branch-free pass in blocks of 64 (a fixed trip count, which compilers vectorise
+// at -O2 too; the weights are 87 MB), then the index only when something was found.
+inline std::size_t first_non_finite(const float* v, std::size_t n) {
+    std::uint32_t bad = 0;
+    const std::size_t n64 = n / 64 * 64;
+    for (std::size_t i = 0; i < n64; i += 64) {
+        std::uint32_t b[64];
+        std::memcpy(b, v + i, sizeof b);
+        for (int j = 0; j < 64; ++j) bad |= std::uint32_t((b[j] & 0x7f800000u) == 0x7f800000u);
+    }
+    for (std::size_t i = n64; i < n; ++i) {
+        std::uint32_t b;
+        std::memcpy(&b, v + i, 4);
+        bad |= std::uint32_t((b & 0x7f800000u) == 0x7f800000u);
+    }
+    if (bad)
+        for (std::size_t i = 0; i < n; ++i)
+            if (!std::isfinite(v[i])) return i;
+    return n;
+}
+
+inline std::size_t first_non_finite(const double* v, std::size_t n) {
+    std::uint64_t bad = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        std::uint64_t b;
+        std::memcpy(&b, v + i, 8);
+        bad |= std::uint64_t((b & 0x7ff0000000000000ull) == 0x7ff0000000000000ull);
+    }
+    if (bad)
+        for (std::size_t i = 0; i < n; ++i)
+            if (!std::isfinite(v[i])) return i;
+    return n;
+}
+
+}  // namespace detail
 
 // The handgraph weight file: a safetensors file written by tools/convert_weights.py, bound
 // strictly.
@@ -345,7 +497,18 @@ public:
     static constexpr const char* format_name = "handgraph-weights";
     static constexpr int format_version = 1;
 
-    static weight_file read(const std::string& path) { return weight_file(safetensors_file::read(path)); }
+    // A prepared weight file (prepare_weights): the converted file's tensors with the layers'
+    // weights replaced by their packed form, read where the file is mapped.
+    static constexpr const char* prepared_format_name = "handgraph-prepared";
+    static constexpr int prepared_format_version = 1;
+
+    // Reads a converted weight file, or maps a prepared one (its format says which).
+    static weight_file read(const std::string& path) {
+        safetensors_file f = safetensors_file::read(path);
+        auto it = f.metadata().find("format");
+        if (it != f.metadata().end() && it->second == prepared_format_name) return weight_file(safetensors_file::map(path));
+        return weight_file(std::move(f));
+    }
 
     explicit weight_file(safetensors_file file) : file_(std::move(file)) {
         const auto& md = file_.metadata();
@@ -356,6 +519,13 @@ public:
         if (get("format") == "handgraph-palm-detector")
             throw error(file_.path() + ": this is a palm detector (tools/convert_palm.py, format \"handgraph-palm-detector\"), not the hand network's "
                                        "weight file: give it as the detector (hand_demo --detector), and the weights made by tools/convert_weights.py as the model");
+        if (get("format") == prepared_format_name) {
+            if (get("format_version") != std::to_string(prepared_format_version))
+                throw error(file_.path() + ": prepared weight file format version \"" + get("format_version") + "\" is not supported (this build reads version " +
+                            std::to_string(prepared_format_version) + "); prepare it again from the converted weights with this version's hand_prepare");
+            prepared_ = true;
+            return;
+        }
         if (get("format") != format_name)
             throw error(file_.path() + ": not a handgraph weight file (metadata \"format\" is \"" + get("format") +
                         "\", expected \"" + format_name + "\"); convert the .pth files with tools/convert_weights.py");
@@ -375,27 +545,22 @@ public:
         const tensor_info& t = require(name, dtype::f32, shape);
         float_values v(t.numel());
         file_.read_into(t, v.data());
-        // All exponent bits set: NaN or Inf. A branch-free pass in blocks of 64 (a fixed trip
-        // count, which compilers vectorise at -O2 too; the weights are 87 MB), then the index
-        // only when something was found.
-        std::uint32_t bad = 0;
-        const std::size_t n = v.size(), n64 = n / 64 * 64;
-        for (std::size_t i = 0; i < n64; i += 64) {
-            std::uint32_t b[64];
-            std::memcpy(b, &v[i], sizeof b);
-            for (int j = 0; j < 64; ++j) bad |= std::uint32_t((b[j] & 0x7f800000u) == 0x7f800000u);
-        }
-        for (std::size_t i = n64; i < n; ++i) {
-            std::uint32_t b;
-            std::memcpy(&b, &v[i], 4);
-            bad |= std::uint32_t((b & 0x7f800000u) == 0x7f800000u);
-        }
-        if (bad)
-            for (std::size_t i = 0; i < v.size(); ++i)
-                if (!std::isfinite(v[i]))
-                    throw error(path() + ": tensor \"" + name + "\" holds a non-finite value (NaN or Inf) at flat index " + std::to_string(i));
+        check_finite(name, v.data(), v.size());
         return v;
     }
+    bool prepared() const override { return prepared_; }
+    bool has(const std::string& name) const override { return file_.find(name) != nullptr; }
+    const float* packed_f32(const std::string& name, std::size_t count) const override {
+        const float* p = reinterpret_cast<const float*>(require_packed(name, dtype::f32, count));
+        check_finite(name, p, count);
+        return p;
+    }
+    const double* packed_f64(const std::string& name, std::size_t count) const override {
+        const double* p = reinterpret_cast<const double*>(require_packed(name, dtype::f64, count));
+        check_finite(name, p, count);
+        return p;
+    }
+    std::shared_ptr<const mapped_file> keep_alive() const override { return file_.mapping(); }
     std::vector<std::int32_t> i32(const std::string& name, const std::vector<std::int64_t>& shape) const override {
         require(name, dtype::i32, shape);
         return file_.values<std::int32_t>(name);
@@ -420,6 +585,20 @@ public:
     }
 
 private:
+    template <class T>
+    void check_finite(const std::string& name, const T* v, std::size_t n) const {
+        const std::size_t i = detail::first_non_finite(v, n);
+        if (i != n) throw error(path() + ": tensor \"" + name + "\" holds a non-finite value (NaN or Inf) at flat index " + std::to_string(i));
+    }
+    const unsigned char* require_packed(const std::string& name, dtype type, std::size_t count) const {
+        if (!prepared_) throw error(path() + ": tensor \"" + name + "\": packed tensors are only in prepared weight files");
+        const tensor_info& t = require(name, type, {std::int64_t(count)});
+        const unsigned char* p = file_.mapped(t);
+        if (!p) throw error(path() + ": tensor \"" + name + "\": a prepared file must be mapped (weight_file::map)");
+        if (reinterpret_cast<std::uintptr_t>(p) % 64)
+            throw error(path() + ": tensor \"" + name + "\" does not start on a 64-byte boundary of the file (damaged, or not written by handgraph::prepare_weights)");
+        return p;
+    }
     const tensor_info& require(const std::string& name, dtype type, const std::vector<std::int64_t>& shape) const {
         const tensor_info& t = info(name);
         if (t.type != type)
@@ -430,6 +609,7 @@ private:
     }
 
     safetensors_file file_;
+    bool prepared_ = false;
     mutable std::set<std::string> used_;
 };
 
@@ -496,6 +676,7 @@ public:
     }
     void ignore(const std::string&) const override {}
     void check_all_used() const override {}
+    bool has(const std::string&) const override { return true; }  // any tensor is made when asked
 
 private:
     void check_shape(const std::string& name, const std::vector<std::int64_t>& want, const std::vector<std::int64_t>& have) const {

@@ -314,20 +314,84 @@ public:
         if (algorithm == conv_algorithm::direct_double) {
             // Unscaled weights, same packing, in double (no float copy); the affine in
             // double: y = sum * s + (bias * s + t).
-            c.weight64_.assign(c.cout16_ * gs, 0.0);
-            c.scale64_.assign(std::size_t(c.cout16_) * 16, 0.0);
-            c.shift64_.assign(std::size_t(c.cout16_) * 16, 0.0);
+            c.store64_.assign(c.cout16_ * gs + std::size_t(c.cout16_) * 32, 0.0);
+            double* w64 = c.store64_.data();
+            double* s64 = w64 + c.cout16_ * gs;
+            double* t64 = s64 + std::size_t(c.cout16_) * 16;
             for (int co = 0; co < cout; ++co) {
                 const double s = scale64 ? scale64[co] : scale ? double(scale[co]) : 1.0;
                 const double t = shift64 ? shift64[co] : shift ? double(shift[co]) : 0.0;
-                c.scale64_[std::size_t(co)] = s;
-                c.shift64_[std::size_t(co)] = (bias ? double(bias[co]) : 0.0) * s + t;
+                s64[std::size_t(co)] = s;
+                t64[std::size_t(co)] = (bias ? double(bias[co]) : 0.0) * s + t;
                 const std::size_t cb = std::size_t(co / 16), l = std::size_t(co % 16);
                 for (std::size_t t2 = 0; t2 < kk; ++t2)
                     for (int ci = 0; ci < cin; ++ci)
-                        c.weight64_[cb * gs + (t2 * std::size_t(cin) + std::size_t(ci)) * 16 + l] =
+                        w64[cb * gs + (t2 * std::size_t(cin) + std::size_t(ci)) * 16 + l] =
                             weight[(std::size_t(co) * cin + std::size_t(ci)) * kk + t2];
             }
+            c.weight64_ = w64;
+            c.scale64_ = s64;
+            c.shift64_ = t64;
+        }
+        return c;
+    }
+
+    // What a layer's packed weights are (a prepared weight file stores them; from_packed
+    // takes them back): for direct and Winograd layers `weight` [cout16][k*k][cin][16] (the
+    // affine folded in) and `bias` [cout16 * 16]; for direct_double layers `weight64` (same
+    // order, unscaled), `scale64` and `shift64` [cout16 * 16] each. Null where the layer
+    // has none.
+    struct packed_view {
+        const float* weight = nullptr;
+        const float* bias = nullptr;
+        const double* weight64 = nullptr;
+        const double* scale64 = nullptr;
+        const double* shift64 = nullptr;
+    };
+    // Element counts of the packed arrays of a layer of this shape.
+    static std::size_t packed_weight_count(int cout, int cin, int kernel) {
+        return std::size_t(round_up(cout, channel_block)) * std::size_t(kernel) * std::size_t(kernel) * std::size_t(cin);
+    }
+    static std::size_t packed_channel_count(int cout) { return std::size_t(round_up(cout, channel_block)); }
+    packed_view packed() const {
+        packed_view v;
+        if (algorithm_ == conv_algorithm::direct_double) {
+            v.weight64 = weight64_;
+            v.scale64 = scale64_;
+            v.shift64 = shift64_;
+        } else {
+            v.weight = weight_.data();
+            v.bias = bias_.data();
+        }
+        return v;
+    }
+
+    // A layer over packed weights that live elsewhere (a prepared file's mapping, which must
+    // outlive the layer): the arrays packed() names for `algorithm` (counts
+    // packed_weight_count / packed_channel_count, the float ones 64-byte aligned; the
+    // caller has checked both), used in place, not copied.
+    static conv2d from_packed(const packed_view& p, int cout, int cin, int kernel, int stride, int pad, conv_algorithm algorithm,
+                              const layer_setup& setup = {}) {
+        if (cout <= 0 || cin <= 0 || kernel <= 0 || stride <= 0 || pad < 0)
+            throw error("conv2d::from_packed: bad shape cout " + std::to_string(cout) + " cin " + std::to_string(cin) + " kernel " +
+                        std::to_string(kernel) + " stride " + std::to_string(stride) + " pad " + std::to_string(pad));
+        if (winograd_tile_side(algorithm) && !(kernel == 3 && stride == 1 && pad == 1))
+            throw error("conv2d::from_packed: Winograd needs a 3x3 stride-1 pad-1 layer");
+        conv2d c;
+        c.cout_ = cout; c.cin_ = cin; c.k_ = kernel; c.stride_ = stride; c.pad_ = pad;
+        c.cout16_ = round_up(cout, channel_block) / channel_block;
+        c.kernels_ = &setup.table();
+        c.algorithm_ = algorithm;
+        if (algorithm == conv_algorithm::direct_double) {
+            if (!p.weight64 || !p.scale64 || !p.shift64) throw error("conv2d::from_packed: a direct_double layer needs weight64, scale64 and shift64");
+            c.weight64_ = p.weight64;
+            c.scale64_ = p.scale64;
+            c.shift64_ = p.shift64;
+        } else {
+            if (!p.weight || !p.bias) throw error("conv2d::from_packed: the layer needs its packed weight and bias");
+            c.weight_ = aligned_buffer::borrowed(p.weight, packed_weight_count(cout, cin, kernel));
+            c.bias_ = aligned_buffer::borrowed(p.bias, packed_channel_count(cout));
+            if (kernel == 3 && stride == 1 && pad == 1) c.wino_ = winograd_3x3::prepare(cout, cin);
         }
         return c;
     }
@@ -345,12 +409,12 @@ public:
     // The direct kernel accumulated in double (direct_double layers only, else throws).
     void run_direct_double(const feature_map& in, feature_map& out, bool relu, const feature_map* residual,
                            const exec& ex) const {
-        if (weight64_.empty()) throw error("conv2d::run_direct_double: not prepared as direct_double");
+        if (!weight64_) throw error("conv2d::run_direct_double: not prepared as direct_double");
         check(in, out, residual);
         detail::conv_args a = args(in, out, relu, residual, ex);
-        a.weight64 = weight64_.data();
-        a.scale64 = scale64_.data();
-        a.shift64 = shift64_.data();
+        a.weight64 = weight64_;
+        a.scale64 = scale64_;
+        a.shift64 = shift64_;
         kernels_->conv_direct_double(a);
     }
 
@@ -456,7 +520,12 @@ private:
     const detail::kernel_table* kernels_ = nullptr;
     conv_algorithm algorithm_ = conv_algorithm::direct;
     aligned_buffer weight_, bias_;
-    std::vector<double> weight64_, scale64_, shift64_;  // direct_double layers only
+    // direct_double layers only: weight64 [cout16][k*k][cin][16], scale64, shift64 [cout16 * 16],
+    // in store64_ (prepared here) or elsewhere (from_packed); a moved vector keeps its memory.
+    const double* weight64_ = nullptr;
+    const double* scale64_ = nullptr;
+    const double* shift64_ = nullptr;
+    std::vector<double> store64_;
     winograd_3x3 wino_;
 };
 

@@ -121,6 +121,26 @@ public:
         return l;
     }
 
+    // The packed weights ([out16][in][16]) and bias ([out16 * 16]) a prepared weight file
+    // stores, and a layer over such arrays that live elsewhere (64-byte aligned, counts
+    // packed_weight_count / packed_bias_count, outliving the layer), used in place.
+    static std::size_t packed_weight_count(int out, int in) { return std::size_t(round_up(out, channel_block)) * std::size_t(in); }
+    static std::size_t packed_bias_count(int out) { return std::size_t(round_up(out, channel_block)); }
+    const float* packed_weight() const { return weight_.data(); }
+    const float* packed_bias() const { return bias_.data(); }
+    static linear from_packed(const float* weight, const float* bias, int out, int in, const layer_setup& setup = {}) {
+        if (!weight || !bias) throw error("linear::from_packed: no weights");
+        if (out <= 0 || in <= 0) throw error("linear::from_packed: bad shape out " + std::to_string(out) + " in " + std::to_string(in));
+        linear l;
+        l.in_ = in;
+        l.out_ = out;
+        l.out16_ = round_up(out, channel_block) / channel_block;
+        l.kernels_ = &setup.table();
+        l.weight_ = aligned_buffer::borrowed(weight, packed_weight_count(out, in));
+        l.bias_ = aligned_buffer::borrowed(bias, packed_bias_count(out));
+        return l;
+    }
+
     // y[out] = [relu](W x[in] + b). x and y must not overlap.
     void run(const float* x, float* y, bool relu, const exec& ex) const {
         if (!x || !y) throw error("linear::run: null input or output");
