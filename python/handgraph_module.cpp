@@ -783,6 +783,23 @@ PYBIND11_MODULE(_core, m) {
           "available_kernels() -> list of str\n\nNames of the instruction sets compiled in that this CPU runs, best first (Model's kernels=).");
 
     m.def(
+        "prepare_weights",
+        [](py::handle weights, py::handle out, const std::string& kernels) {
+            const std::string w = path_of(weights, "prepare_weights"), o = path_of(out, "prepare_weights");
+            hg::load_options lo;
+            lo.kernels = kernels;
+            py::gil_scoped_release nogil;
+            hg::prepare_weights(w, o, lo);
+        },
+        "weights"_a, "out"_a, "kernels"_a = "",
+        "prepare_weights(weights, out, kernels=\"\") -> None\n\n"
+        "Writes `out`, a prepared weight file made from the converted weight file `weights` (as the\n"
+        "hand_prepare binary does): the layers' weights packed as the kernels use them. Model(out)\n"
+        "maps it instead of reading and packing the weights (several times faster), with the same\n"
+        "results bit for bit. Keep it in place while a Model uses it (replace it only by writing a new\n"
+        "file). A CPU without FMA (kernels \"sse2\") needs a file prepared with those kernels.");
+
+    m.def(
         "read_image",
         [](py::handle path) {
             const std::string p = path_of(path, "read_image");

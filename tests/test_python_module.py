@@ -567,6 +567,21 @@ class Api(Bits, unittest.TestCase):
         with self.assertRaises(handgraph.Error):
             handgraph.read_image(missing)
 
+    def test_prepare_weights(self):
+        if not os.path.isfile(WEIGHTS):
+            self.skipTest("no fixture weights in %s" % TESTDATA)
+        prepared = os.path.join(self.tmp, "prepared.safetensors")
+        handgraph.prepare_weights(WEIGHTS, prepared)
+        a, b = handgraph.Model(WEIGHTS), handgraph.Model(prepared)
+        ra, rb = (m.estimate(self.picture, hand_box=(130, 40, 200, 220)) for m in (a, b))
+        for name in ("uv", "uv_image", "pose_xyz", "mesh_xyz", "pose_uvd", "mesh_uvd"):
+            self.assertEqual(getattr(ra, name).tobytes(), getattr(rb, name).tobytes(), name)
+        with self.assertRaisesRegex(handgraph.Error, "already a prepared weight file"):
+            handgraph.prepare_weights(prepared, os.path.join(self.tmp, "again.safetensors"))
+        with self.assertRaisesRegex(handgraph.Error, "prepare_weights: expected a path"):
+            handgraph.prepare_weights(WEIGHTS, 3)
+        self.assertIn("hand_prepare", handgraph.prepare_weights.__doc__)
+
     def test_kernels(self):
         names = handgraph.available_kernels()
         self.assertIn(self.model.kernels, names)

@@ -21,9 +21,9 @@ need npm "install npm (Debian: apt-get install npm)"
 "$PY" -c "import torch, numpy, scipy" 2>/dev/null ||
   { echo "error: $PY cannot import torch/numpy/scipy: bash tools/install_deps.sh --tests installs them" >&2; exit 1; }
 
-if [ ! -f "$BUILD/CMakeCache.txt" ]; then
-  cmake -S "$HERE" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
-fi
+# Configured every time (quick when nothing changed): a target added since the last run
+# would otherwise be unknown to the old build files.
+cmake -S "$HERE" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
 echo "building hand_bench, compare_dump and hand_prepare in $BUILD ..."
 cmake --build "$BUILD" --target hand_bench compare_dump hand_prepare -j"$(nproc)" >/dev/null
 

@@ -10,17 +10,17 @@ Model (weights, and a pool of contexts for calls made without one), Context (thr
 scratch memory), HandResult (what estimate returns), PalmDetector (the hand finder:
 MediaPipe's palm detector; Model.estimate_hands finds and estimates), Error (a
 RuntimeError), read_image (an image file decoded as hand_demo and hand_eval decode it),
-available_kernels().
+available_kernels(), prepare_weights (a weight file that loads several times faster).
 See help(handgraph.Model) and the README's section "Python".
 """
 from ._core import (Context, Error, HandResult, Model, PalmDetection, PalmDetector, available_kernels, crop_size,  # noqa: F401
-                    num_joints, num_vertices, read_image)
+                    num_joints, num_vertices, prepare_weights, read_image)
 
 __all__ = ["Context", "Error", "HandResult", "Model", "PalmDetection", "PalmDetector", "available_kernels", "crop_size",
-           "num_joints", "num_vertices", "read_image"]
+           "num_joints", "num_vertices", "prepare_weights", "read_image"]
 
 # Shown as handgraph.X (not handgraph._core.X) in help(), repr() and tracebacks.
-for _name in ("Context", "Error", "HandResult", "Model", "PalmDetection", "PalmDetector", "available_kernels", "read_image"):
+for _name in ("Context", "Error", "HandResult", "Model", "PalmDetection", "PalmDetector", "available_kernels", "prepare_weights", "read_image"):
     try:
         globals()[_name].__module__ = __name__
     except (AttributeError, TypeError):  # pragma: no cover
