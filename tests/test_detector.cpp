@@ -606,6 +606,15 @@ TEST_CASE("palm detector refusals: truncated or damaged files, an op it does not
         b.insert(b.end(), 4, 0);
         const fs::path hand = write_bytes("hand_weights.safetensors", b);
         CHECK(load_error(hand).find("this is the hand network's weight file") != std::string::npos);
+        // Its prepared form (hand_prepare's format) likewise.
+        std::string prepared(b.begin() + 8, b.end());
+        prepared.replace(prepared.find("handgraph-weights"), 17, "handgraph-prepared");
+        std::vector<unsigned char> p(8, 0);
+        const std::size_t n = header.size() + 1;
+        for (int i = 0; i < 8; ++i) p[std::size_t(i)] = (n >> (8 * i)) & 0xff;
+        p.insert(p.end(), prepared.begin(), prepared.end());
+        CHECK(load_error(write_bytes("hand_prepared.safetensors", p)).find("this is the hand network's prepared weight file (hand_prepare") !=
+              std::string::npos);
     }
     // And the reverse: the palm detector given to the hand network's loader.
     try {

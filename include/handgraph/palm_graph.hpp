@@ -162,10 +162,10 @@ private:
             return it == md.end() ? std::string() : it->second;
         };
         const std::string format = get("format");
-        if (format == "handgraph-weights")
-            throw error(path_ + ": this is the hand network's weight file (tools/convert_weights.py, format \"handgraph-weights\"), not a palm "
-                                "detector: give a detector converted by tools/convert_palm.py (tools/get_palm_detector.sh makes "
-                                "weights/palm_detection_full.safetensors)");
+        if (format == "handgraph-weights" || format == "handgraph-prepared")
+            throw error(path_ + ": this is the hand network's " + (format == "handgraph-weights" ? "weight file (tools/convert_weights.py" : "prepared weight file (hand_prepare") +
+                        ", format \"" + format + "\"), not a palm detector: give a detector converted by tools/convert_palm.py "
+                        "(tools/get_palm_detector.sh makes weights/palm_detection_full.safetensors)");
         if (format != palm_format_name)
             throw error(path_ + ": not a palm detector file (metadata \"format\" is \"" + format + "\", expected \"" + palm_format_name +
                         "\"): convert MediaPipe's palm_detection_*.tflite with tools/convert_palm.py");
