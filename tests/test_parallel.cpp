@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <mutex>
 #include <set>
 #include <thread>
 #include <vector>
@@ -93,6 +94,50 @@ TEST_CASE("the helpers take part: with slow items, more than one thread runs the
     CHECK(by_slot[0].load() + by_slot[1].load() == 64);
     CHECK(by_slot[1].load() > 0);
     CHECK(pool.helpers_started() == 1);
+}
+
+// The order each thread claims in (parallel.hpp: home ranges): the front of its own half
+// upwards, then the other half from its back downwards. So the rows a thread computed in
+// one layer are, bar the stolen ones, the rows it computes in the next.
+TEST_CASE("home ranges: on 2 threads each thread runs its own half upwards, then steals the other half from its back") {
+    worker_pool pool(2);
+    const auto caller = std::this_thread::get_id();
+    for (int n : {2, 7, 64}) {
+        for (int rep = 0; rep < 3; ++rep) {
+            std::mutex m;
+            std::vector<int> mine, theirs;  // items in the order the caller and the helper ran them
+            struct ctx_t {
+                std::mutex* m;
+                std::vector<int>*mine, *theirs;
+                std::thread::id caller;
+            } c{&m, &mine, &theirs, caller};
+            pool.run(2, n,
+                     [](void* p, int item, int) {
+                         auto& x = *static_cast<ctx_t*>(p);
+                         {
+                             std::lock_guard<std::mutex> lock(*x.m);
+                             (std::this_thread::get_id() == x.caller ? x.mine : x.theirs)->push_back(item);
+                         }
+                         std::this_thread::sleep_for(std::chrono::microseconds(300));
+                     },
+                     &c);
+            CAPTURE(n);
+            REQUIRE(int(mine.size() + theirs.size()) == n);
+            // [home, home + a) upwards, then [steal_end - b, steal_end) downwards.
+            auto check_order = [](const std::vector<int>& seq, int home, int home_end, int steal_end) {
+                std::size_t i = 0;
+                for (int next = home; i < seq.size() && seq[i] == next && next < home_end; ++i, ++next) {
+                }
+                for (int back = steal_end - 1; i < seq.size(); ++i, --back) CHECK(seq[i] == back);
+            };
+            const int half = n / 2;
+            check_order(mine, 0, half, n);
+            check_order(theirs, half, n, half);
+            std::set<int> all(mine.begin(), mine.end());
+            all.insert(theirs.begin(), theirs.end());
+            CHECK(int(all.size()) == n);
+        }
+    }
 }
 
 TEST_CASE("the caller does not wait for a helper that is busy elsewhere: it runs the items itself") {

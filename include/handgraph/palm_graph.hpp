@@ -603,13 +603,16 @@ inline void palm_network::plan() {
                     else s.shift_copy = true;
                 }
                 border_ = std::max(border_, P);
-                // A layer of less than ~4M multiply-adds (~40 us on one core: the 6x6 layers and
-                // the heads) runs on the calling thread alone: sharing it out gains microseconds
-                // and, on a shared machine, risks a wait for a helper descheduled mid-item.
+                // A layer of less than 1M multiply-adds (the score heads of 2 and 6 channels,
+                // 35-70 us on one Zen 1 core) runs on the calling thread alone: sharing it out gains microseconds and,
+                // on a shared machine, risks a wait for a helper descheduled mid-item. (It was
+                // 4M, which kept the 6 x 6 layers and the 12 x 12 and 24 x 24 heads serial; with
+                // home ranges (parallel.hpp) the 6 x 6 layers' 140 us halve on 2 threads:
+                // benchmarks/NOTES.md, 2026-12-03.)
                 {
                     const auto& y = values_[std::size_t(main.output)];
                     const auto& xin = values_[std::size_t(main.inputs[0])];
-                    s.serial = double(y[1]) * y[2] * y[3] * xin[3] * main.kh * main.kw < 4e6;
+                    s.serial = double(y[1]) * y[2] * y[3] * xin[3] * main.kh * main.kw < 1e6;
                 }
                 if (a >= 0) {  // + the ADD's other input, then the ADD's activation
                     s.residual = d.inputs[0] == main.output ? d.inputs[1] : d.inputs[0];

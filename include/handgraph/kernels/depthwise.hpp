@@ -144,7 +144,9 @@ void depthwise_conv(const depthwise_args& a) {
     const int per = 64 / L < 1 ? 1 : 64 / L;
     const int groups = (nvec + per - 1) / per;
     const std::ptrdiff_t work = std::ptrdiff_t(a.out_h) * a.out_w * a.cpad * a.kh * a.kw;
-    parallel_for(a.loop, work >= (1 << 20), a.out_h * groups, 1, [&](int item, int) {
+    // Shared out from 2^15 multiply-adds per thread (~2 us): see share_floats_log2
+    // (palm_elementwise.hpp) for why even small maps.
+    parallel_for(a.loop, work >= (std::ptrdiff_t(a.loop.threads) << 15), a.out_h * groups, 1, [&](int item, int) {
         const int oy = item / groups, g = item % groups;
         const int v0 = g * per, v1 = v0 + per < nvec ? v0 + per : nvec;
         depthwise_row<Arch>(a, oy, v0, v1);

@@ -38,6 +38,13 @@ namespace detail {
 
 enum class pointwise_op { prelu, prelu_add, add, clamp };
 
+// The detector's row loops are shared out from 2^11 output floats per thread (a few
+// microseconds): even its small maps. Their rows then stay with the thread whose home range
+// (parallel.hpp) holds them in the layers before and after; run on the caller alone, a
+// 12 x 12 x 256 layer read the helper's half of its input from the other core and was
+// slower than on one thread (benchmarks/NOTES.md, 2026-12-03).
+constexpr int share_floats_log2 = 11;
+
 struct pointwise_args {
     pointwise_op op;
     const float* a;  // prelu, prelu_add, clamp: x; add: a
@@ -57,7 +64,7 @@ void pointwise(const pointwise_args& a) {
     using B = xsimd::batch<float, Arch>;
     constexpr int L = int(B::size);
     const int n = a.width * a.cpad;
-    const bool par = a.loop.threads > 1 && std::ptrdiff_t(a.height) * n >= (1 << 17);
+    const bool par = a.loop.threads > 1 && std::ptrdiff_t(a.height) * n >= (std::ptrdiff_t(a.loop.threads) << share_floats_log2);
     parallel_for(a.loop, par, a.height, 1, [&](int y, int) {
         const B lo(a.lo), hi(a.hi), zero(0.0f);
         const float* x = a.a + std::ptrdiff_t(y) * a.a_row;
@@ -101,7 +108,7 @@ template <class Arch>
 void max_pool(const pool_args& a) {
     using B = xsimd::batch<float, Arch>;
     constexpr int L = int(B::size);
-    const bool par = a.loop.threads > 1 && std::ptrdiff_t(a.out_h) * a.out_w * a.out_cpad >= (1 << 17);
+    const bool par = a.loop.threads > 1 && std::ptrdiff_t(a.out_h) * a.out_w * a.out_cpad >= (std::ptrdiff_t(a.loop.threads) << share_floats_log2);
     parallel_for(a.loop, par, a.out_h, 1, [&](int oy, int) {
         const B lo(a.lo), hi(a.hi), zero(0.0f);
         const int y0 = oy * a.sh - a.top, y1 = y0 + a.fh;
@@ -142,7 +149,7 @@ template <class Arch>
 void resize_bilinear(const resize_args& a) {
     using B = xsimd::batch<float, Arch>;
     constexpr int L = int(B::size);
-    const bool par = a.loop.threads > 1 && std::ptrdiff_t(a.out_h) * a.out_w * a.cpad >= (1 << 17);
+    const bool par = a.loop.threads > 1 && std::ptrdiff_t(a.out_h) * a.out_w * a.cpad >= (std::ptrdiff_t(a.loop.threads) << share_floats_log2);
     parallel_for(a.loop, par, a.out_h, 1, [&](int oy, int) {
         const float* r0 = a.in + std::ptrdiff_t(a.y_lo[oy]) * a.in_row;
         const float* r1 = a.in + std::ptrdiff_t(a.y_hi[oy]) * a.in_row;

@@ -5,13 +5,19 @@
 // on the first loop that wants them and joined when the pool is destroyed. Nothing here is
 // thread-local or global: N contexts cost N pools, whatever thread calls them.
 //
-// A loop of n items is shared out dynamically: every thread (the caller included) claims
-// the next unclaimed item with one compare-and-swap on a word holding (threads, n, next).
+// A loop of n items on t threads is cut into t home ranges of consecutive items, one per
+// thread (the caller's first, then helper 1's, ...), each a word holding (t, next, end).
+// A thread claims the front of its own range with one compare-and-swap on that word; when
+// its range is empty it steals from the back of the others'. The kernels' items are rows
+// (or row-major tiles) in the same order in every layer, so a thread mostly reads the rows
+// it wrote itself in the layer before, from its own cache (with one shared claim word the
+// rows went to whichever thread came first, and on a 2-core Zen 1 the palm detector's
+// layers ran no faster on 2 threads than on 1; benchmarks/NOTES.md, 2026-12-03).
 // The caller never waits for a helper that has not started: it claims whatever is left
-// itself and then waits only for items a helper has claimed and not finished. So when
-// another process holds a core and a helper is not scheduled, a layer costs the
-// single-thread time instead of a wait for the descheduled thread at every layer (which is
-// what an OpenMP barrier does; benchmarks/NOTES.md).
+// (stealing the helper's range) and then waits only for items a helper has claimed and not
+// finished. So when another process holds a core and a helper is not scheduled, a layer
+// costs the single-thread time instead of a wait for the descheduled thread at every layer
+// (which is what an OpenMP barrier does; benchmarks/NOTES.md).
 //
 // Every thread that takes part in a loop gets a *slot*: 0 for the caller, 1, 2, ... for
 // helpers in the order they claim their first item of that loop. Slots are dense: a loop
@@ -65,10 +71,10 @@ inline void cpu_relax() noexcept {
 
 class worker_pool {
 public:
-    // The largest thread count a pool (and so a context) accepts. The claim word keeps the
+    // The largest thread count a pool (and so a context) accepts. A range word keeps the
     // loop's thread count in 16 bits, so this is a policy, not a field width.
     static constexpr int max_threads = 1024;
-    // Items of one loop: n and the next item share the claim word, 24 bits each.
+    // Items of one loop: a range's end and next item share its word, 24 bits each.
     static constexpr int max_items = (1 << 24) - 1;
 
     explicit worker_pool(int threads) : threads_(threads) {
@@ -76,6 +82,7 @@ public:
             throw error("thread count " + std::to_string(threads) + " is outside 1.." + std::to_string(max_threads));
         const unsigned hw = std::thread::hardware_concurrency();
         max_spinners_ = hw > 1 ? int(hw) - 1 : 1;
+        ranges_.reset(new range_word[std::size_t(threads)]);
     }
     worker_pool(const worker_pool&) = delete;
     worker_pool& operator=(const worker_pool&) = delete;
@@ -107,7 +114,11 @@ public:
         slots_.store(1, std::memory_order_relaxed);
         loop_id_.fetch_add(1, std::memory_order_relaxed);
         done_.store(0, std::memory_order_relaxed);
-        claim_.store(pack(threads, n, 0), std::memory_order_release);
+        // Every range of the last loop is empty (its items were all done), so a helper that
+        // reads a word before it is rewritten here finds nothing to claim in it.
+        for (int r = 0; r < threads; ++r)
+            ranges_[std::size_t(r)].w.store(pack(threads, int(std::int64_t(n) * r / threads), int(std::int64_t(n) * (r + 1) / threads)),
+                                            std::memory_order_release);
         epoch_.fetch_add(1, std::memory_order_seq_cst);
         if (sleepers_.load(std::memory_order_seq_cst) > 0) {
             { std::lock_guard<std::mutex> lock(mutex_); }
@@ -130,20 +141,45 @@ public:
     }
 
 private:
-    // Bits 48..63 threads, 24..47 n, 0..23 next (next <= n < 2^24).
-    static std::uint64_t pack(int threads, int n, int next) {
-        return (std::uint64_t(threads) << 48) | (std::uint64_t(n) << 24) | std::uint64_t(next);
+    // A home range: bits 48..63 the loop's thread count, 24..47 its end, 0..23 its next item
+    // (next <= end <= n < 2^24).
+    struct alignas(64) range_word {
+        std::atomic<std::uint64_t> w{0};
+    };
+    static std::uint64_t pack(int threads, int next, int end) {
+        return (std::uint64_t(threads) << 48) | (std::uint64_t(end) << 24) | std::uint64_t(next);
     }
 
-    // Claims the next item for the thread with id `worker` (0 = the caller): its index, or -1
-    // when none is left for it (all claimed, or the loop runs on fewer threads than worker + 1).
+    // Claims an item for the thread with id `worker` (0 = the caller): the front of its own
+    // range, else the back of another's (the next ones first); its index, or -1 when none is
+    // left for it (all claimed, or the loop runs on fewer threads than worker + 1). A word's
+    // thread count is read with its range, so a word rewritten for a newer loop is judged by
+    // that loop's.
     int claim(int worker) {
-        std::uint64_t w = claim_.load(std::memory_order_acquire);
-        for (;;) {
-            const int threads = int(w >> 48), n = int((w >> 24) & 0xffffff), next = int(w & 0xffffff);
-            if (worker >= threads || next >= n) return -1;
-            if (claim_.compare_exchange_weak(w, w + 1, std::memory_order_acq_rel, std::memory_order_acquire)) return next;
+        const int threads = int(ranges_[0].w.load(std::memory_order_acquire) >> 48);
+        if (worker >= threads) return -1;
+        {
+            std::atomic<std::uint64_t>& own = ranges_[std::size_t(worker)].w;
+            std::uint64_t w = own.load(std::memory_order_acquire);
+            for (;;) {
+                const int t = int(w >> 48), end = int((w >> 24) & 0xffffff), next = int(w & 0xffffff);
+                if (worker >= t) return -1;
+                if (next >= end) break;
+                if (own.compare_exchange_weak(w, w + 1, std::memory_order_acq_rel, std::memory_order_acquire)) return next;
+            }
         }
+        for (int k = 1; k < threads; ++k) {
+            std::atomic<std::uint64_t>& other = ranges_[std::size_t((worker + k) % threads)].w;
+            std::uint64_t w = other.load(std::memory_order_acquire);
+            for (;;) {
+                const int t = int(w >> 48), end = int((w >> 24) & 0xffffff), next = int(w & 0xffffff);
+                if (worker >= t) return -1;
+                if (next >= end) break;
+                if (other.compare_exchange_weak(w, w - (std::uint64_t(1) << 24), std::memory_order_acq_rel, std::memory_order_acquire))
+                    return end - 1;
+            }
+        }
+        return -1;
     }
 
     void grow(int helpers) {
@@ -196,7 +232,7 @@ private:
         }
     }
 
-    alignas(64) std::atomic<std::uint64_t> claim_{0};
+    std::unique_ptr<range_word[]> ranges_;  // one per thread of the pool
     alignas(64) std::atomic<int> done_{0};
     alignas(64) std::atomic<std::uint32_t> epoch_{0};
     std::atomic<std::uint64_t> loop_id_{0};
