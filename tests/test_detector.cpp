@@ -401,11 +401,16 @@ TEST_CASE("palm detector on the 583 real-world crops pasted into 640x480 frames:
             tally& t = by_model[model];
             const std::vector<palm_detection> found = detector(model).find_hands(ctx, view_of(frame), 2);
             if (i % 5 != 4) ++t.edge_frames;
-            if (csv.is_open() && found.empty())
-                csv << i << "," << model << "," << i % 5 << "," << p.hand << "," << p.x << "," << p.y << "," << p.side << ",0,,,,,\n";
-            if (found.empty() && !miss_dir.empty()) write_png(fs::path(miss_dir) / (model + "_" + std::to_string(i) + ".png"), frame);
             if (found.empty()) {
-                t.missed += (t.missed.empty() ? "" : ", ") + std::to_string(i);
+                // The best anchor's score (below the 0.5 threshold): how far the model was.
+                const palm_trace tr = detector(model).trace(ctx, view_of(frame));
+                const double best = 1.0 / (1.0 + std::exp(-double(*std::max_element(tr.logits.begin(), tr.logits.end()))));
+                if (csv.is_open())
+                    csv << i << "," << model << "," << i % 5 << "," << p.hand << "," << p.x << "," << p.y << "," << p.side << ",0," << best << ",,,,\n";
+                if (!miss_dir.empty()) write_png(fs::path(miss_dir) / (model + "_" + std::to_string(i) + ".png"), frame);
+                char score[32];
+                std::snprintf(score, sizeof score, " (%.2f)", best);
+                t.missed += (t.missed.empty() ? "" : ", ") + std::to_string(i) + score;
                 continue;
             }
             ++t.found;
@@ -436,7 +441,7 @@ TEST_CASE("palm detector on the 583 real-world crops pasted into 640x480 frames:
                       << t.on_hand << "; at an edge " << t.edge_found << "/" << t.edge_frames << "); crop box holds >= 20 of 21 joints on "
                       << t.joints20 << "/" << n << " (" << 100.0 * t.joints20 / n << "%), all 21 on " << t.all21 << "; mean joint fraction "
                       << t.joint_fraction / std::max<std::size_t>(t.found, 1) << "; crop side / hand size median " << median_ratio
-                      << "; missed: " << (t.missed.empty() ? "none" : t.missed));
+                      << "; missed (best score): " << (t.missed.empty() ? "none" : t.missed));
         // Issue 12's targets: a hand on >= 98% of the frames, >= 20 of the 21 joints in the box
         // on >= 95%. Measured with this protocol: full 570/583 found (97.8%: 2 frames short of
         // the target; the model also misses 6 of the bare 256 x 256 crops, 284-286 among its 13
@@ -444,7 +449,11 @@ TEST_CASE("palm detector on the 583 real-world crops pasted into 640x480 frames:
         // earlier protocols, the crop itself 180-300 px wide, then the joints' box 2 px from an
         // edge, which cut off the skin beyond the joints, gave full 571 / 566 and lite 554 / 569
         // found.) The full model is held to what it reaches (97.5%) so that a regression fails;
-        // the shortfall is reported, not hidden.
+        // the shortfall is reported, not hidden. The full model's 13 misses (2026-12-03): best
+        // anchor scores 0.04-0.45 (11 of them under 0.32), 7 with the hand inside the frame
+        // (not at an edge), 12 among frames 179-309 (the five looked at, 179, 215, 284, 294,
+        // 297: fingers raised in front of a drinks fridge, the arm cut off by the 256 x 256
+        // crop): what the model makes of these pictures, not a threshold or letterbox detail.
         const double found_target = model == "full" ? 0.975 : 0.98;
         CHECK(t.found >= std::size_t(std::ceil(found_target * n)));
         CHECK(t.on_hand >= std::size_t(std::ceil(found_target * n)));
