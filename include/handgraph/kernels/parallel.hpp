@@ -11,7 +11,7 @@
 // its range is empty it steals from the back of the others'. The kernels' items are rows
 // (or row-major tiles) in the same order in every layer, so a thread mostly reads the rows
 // it wrote itself in the layer before, from its own cache (with one shared claim word the
-// rows went to whichever thread came first, and on a 2-core Zen 1 the palm detector's
+// rows went to whichever thread came first, and on a 2-core Zen 1 the palm detector's depthwise
 // layers ran no faster on 2 threads than on 1; benchmarks/NOTES.md, 2026-12-03).
 // The caller never waits for a helper that has not started: it claims whatever is left
 // (stealing the helper's range) and then waits only for items a helper has claimed and not
