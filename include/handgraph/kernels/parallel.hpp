@@ -8,8 +8,8 @@
 // A loop of n items on t threads is cut into t home ranges of consecutive items, one per
 // thread (the caller's first, then helper 1's, ...), each a word holding (t, next, end).
 // A thread claims the front of its own range with one compare-and-swap on that word; when
-// its range is empty it steals from the back of the others'. The kernels' items are rows
-// (or row-major tiles) in the same order in every layer, so a thread mostly reads the rows
+// its range is empty it steals from the back of the others'. The map kernels' items are
+// rows (or row-major tiles) in the same order in every layer, so a thread mostly reads the rows
 // it wrote itself in the layer before, from its own cache (with one shared claim word the
 // rows went to whichever thread came first, and on a 2-core Zen 1 the palm detector's depthwise
 // layers ran no faster on 2 threads than on 1; benchmarks/NOTES.md, 2026-12-03).
