@@ -606,23 +606,18 @@ TEST_CASE("palm detector refusals: truncated or damaged files, an op it does not
     CHECK(load_error(tflite("full")).find("this is a TFLite model") != std::string::npos);
     {
         // A hand-network weight file (tools/convert_weights.py's format; the tensors do not
-        // matter: the metadata says what it is).
-        const std::string header = "{\"__metadata__\":{\"format\":\"handgraph-weights\",\"format_version\":\"1\"},"
-                                   "\"net_hm.conv1_.weight\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}";
-        std::vector<unsigned char> b(8, 0);
-        for (int i = 0; i < 8; ++i) b[std::size_t(i)] = (header.size() >> (8 * i)) & 0xff;
-        b.insert(b.end(), header.begin(), header.end());
-        b.insert(b.end(), 4, 0);
-        const fs::path hand = write_bytes("hand_weights.safetensors", b);
-        CHECK(load_error(hand).find("this is the hand network's weight file") != std::string::npos);
-        // Its prepared form (hand_prepare's format) likewise.
-        std::string prepared(b.begin() + 8, b.end());
-        prepared.replace(prepared.find("handgraph-weights"), 17, "handgraph-prepared");
-        std::vector<unsigned char> p(8, 0);
-        const std::size_t n = header.size() + 1;
-        for (int i = 0; i < 8; ++i) p[std::size_t(i)] = (n >> (8 * i)) & 0xff;
-        p.insert(p.end(), prepared.begin(), prepared.end());
-        CHECK(load_error(write_bytes("hand_prepared.safetensors", p)).find("this is the hand network's prepared weight file (hand_prepare") !=
+        // matter: the metadata says what it is), and its prepared form (hand_prepare's).
+        auto hand_file = [](const std::string& name, const std::string& format) {
+            const std::string header = "{\"__metadata__\":{\"format\":\"" + format + "\",\"format_version\":\"1\"},"
+                                       "\"net_hm.conv1_.weight\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}";
+            std::vector<unsigned char> b(8, 0);
+            for (int i = 0; i < 8; ++i) b[std::size_t(i)] = (header.size() >> (8 * i)) & 0xff;
+            b.insert(b.end(), header.begin(), header.end());
+            b.insert(b.end(), 4, 0);
+            return write_bytes(name, b);
+        };
+        CHECK(load_error(hand_file("hand_weights.safetensors", "handgraph-weights")).find("this is the hand network's weight file") != std::string::npos);
+        CHECK(load_error(hand_file("hand_prepared.safetensors", "handgraph-prepared")).find("this is the hand network's prepared weight file (hand_prepare") !=
               std::string::npos);
     }
     // And the reverse: the palm detector given to the hand network's loader.

@@ -604,11 +604,11 @@ inline void palm_network::plan() {
                 }
                 border_ = std::max(border_, P);
                 // A layer of less than 1M multiply-adds (the score heads of 2 and 6 channels,
-                // 35-70 us on one Zen 1 core) runs on the calling thread alone: sharing it out gains microseconds and,
-                // on a shared machine, risks a wait for a helper descheduled mid-item. (It was
-                // 4M, which kept the 6 x 6 layers and the 12 x 12 and 24 x 24 heads serial; with
-                // home ranges (parallel.hpp) the 6 x 6 layers' 140 us halve on 2 threads:
-                // benchmarks/NOTES.md, 2026-12-03.)
+                // 35-70 us on one Zen 1 core) runs on the calling thread alone: sharing it out
+                // gains microseconds and, on a shared machine, risks a wait for a helper
+                // descheduled mid-item. (It was 4M, which kept the 6 x 6 layers and the 12 x 12
+                // and 24 x 24 heads serial; with home ranges (parallel.hpp) the 6 x 6 layers'
+                // 140 us halve on 2 threads: benchmarks/NOTES.md, 2026-12-03.)
                 {
                     const auto& y = values_[std::size_t(main.output)];
                     const auto& xin = values_[std::size_t(main.inputs[0])];

@@ -158,28 +158,25 @@ private:
     int claim(int worker) {
         const int threads = int(ranges_[0].w.load(std::memory_order_acquire) >> 48);
         if (worker >= threads) return -1;
-        {
-            std::atomic<std::uint64_t>& own = ranges_[std::size_t(worker)].w;
-            std::uint64_t w = own.load(std::memory_order_acquire);
-            for (;;) {
-                const int t = int(w >> 48), end = int((w >> 24) & 0xffffff), next = int(w & 0xffffff);
-                if (worker >= t) return -1;
-                if (next >= end) break;
-                if (own.compare_exchange_weak(w, w + 1, std::memory_order_acq_rel, std::memory_order_acquire)) return next;
-            }
-        }
-        for (int k = 1; k < threads; ++k) {
-            std::atomic<std::uint64_t>& other = ranges_[std::size_t((worker + k) % threads)].w;
-            std::uint64_t w = other.load(std::memory_order_acquire);
-            for (;;) {
-                const int t = int(w >> 48), end = int((w >> 24) & 0xffffff), next = int(w & 0xffffff);
-                if (worker >= t) return -1;
-                if (next >= end) break;
-                if (other.compare_exchange_weak(w, w - (std::uint64_t(1) << 24), std::memory_order_acq_rel, std::memory_order_acquire))
-                    return end - 1;
-            }
+        for (int k = 0; k < threads; ++k) {
+            const int item = take(ranges_[std::size_t((worker + k) % threads)].w, worker, k == 0);
+            if (item != empty_range) return item;  // an item, or -1: this loop is not for `worker`
         }
         return -1;
+    }
+
+    // One item of a range: its front (`front`: the owner) or its back (a thief); -1 when the
+    // word's loop runs on fewer threads than worker + 1, empty_range when nothing is left.
+    static constexpr int empty_range = -2;
+    static int take(std::atomic<std::uint64_t>& word, int worker, bool front) {
+        std::uint64_t w = word.load(std::memory_order_acquire);
+        for (;;) {
+            const int t = int(w >> 48), end = int((w >> 24) & 0xffffff), next = int(w & 0xffffff);
+            if (worker >= t) return -1;
+            if (next >= end) return empty_range;
+            const std::uint64_t claimed = front ? w + 1 : w - (std::uint64_t(1) << 24);
+            if (word.compare_exchange_weak(w, claimed, std::memory_order_acq_rel, std::memory_order_acquire)) return front ? next : end - 1;
+        }
     }
 
     void grow(int helpers) {
