@@ -86,11 +86,10 @@ struct affine {
 // mode's worst error from 8.4e-6 to 1.1e-5.
 // F(2x2, 3x3) (transforms of 0, +-1 and 1/2, rounding close to the direct kernel's) runs on
 // the early 3x3 layers (r1, r4, r5) and the hourglasses' 3x3 layers at 32 and 16, where the
-// parity bound was measured to hold with it: the kernels with `f2x2_measured` (fma3+avx2:
-// default mode's worst 5.9e-6 with it, 6.2e-6 without, test_pipeline on the fixture's 10
-// crops, 2026-12-02). The AVX-512 kernels' default mode sat at 8.4e-6 without it and no
-// AVX-512 CPU was at hand to measure it, so they keep the direct kernel there until it is
-// measured (benchmarks/NOTES.md).
+// parity bound was measured to hold with it (test_pipeline, the fixture's 10 crops, default
+// mode's worst error vs float64): fma3+avx2 5.9e-6 with it, 6.2e-6 without (Zen 1,
+// 2026-12-02); avx512bw 6.7e-6 with it, 8.4e-6 without (Zen 5, 2026-12-04, where
+// fma3+avx2 gave 6.3e-6 with it; benchmarks/NOTES.md).
 constexpr int winograd_min_size = 64;
 constexpr int winograd_f2x2_min_size = 16;
 
@@ -98,15 +97,13 @@ constexpr int winograd_f2x2_min_size = 16;
 // roundings per term) the float kernels missed the bound (mesh_raw 1.1e-5 with every layer
 // direct), so there every layer runs direct_double (2.1-2.3x the float direct kernel's time
 // per layer, and no Winograd), on CPUs older than AVX2.
-// `isa`: the kernels the layer runs with (their fma, and their lanes for F(2x2)).
+// `isa`: the kernels the layer runs with (their fma).
 inline kernels::conv_algorithm conv_algorithm_for(int kernel, int stride, int pad, int out_size, int cin, bool early,
                                                   const kernels::kernel_table& isa) {
     if (cin <= 3 || !isa.fma) return kernels::conv_algorithm::direct_double;
     if (!(kernel == 3 && stride == 1 && pad == 1)) return kernels::conv_algorithm::direct;
     if (out_size >= winograd_min_size && !early) return kernels::conv_algorithm::winograd_f4x4;
-    // The kernels whose parity with F(2x2, 3x3) was measured (above): 256-bit FMA.
-    const bool f2x2_measured = isa.lanes == 8;
-    if (f2x2_measured && (early || out_size >= winograd_f2x2_min_size)) return kernels::conv_algorithm::winograd_f2x2;
+    if (early || out_size >= winograd_f2x2_min_size) return kernels::conv_algorithm::winograd_f2x2;
     return kernels::conv_algorithm::direct;
 }
 
