@@ -74,15 +74,30 @@ inline void conv_direct_row(const conv_args& a, int oy, int g) {
     const float* bias = a.bias + g * 16;
     float* op = a.out + oy * a.out_row + g * 16;
     const float* rp = a.res ? a.res + oy * a.res_row + g * 16 : nullptr;
+    // A short remainder (r < P / 2 pixels) shares the last full tile's pixels: two tiles of
+    // about (P + r) / 2 instead of P and r (64 = 4 x 12 + 2 x 8, not 5 x 12 + 4): a tile of
+    // few pixels has too few accumulators to keep the FMA units busy (AVX-512, 1x1
+    // 256->128, benchmarks/NOTES.md 2026-12-04: 12 px 242 GFLOP/s, 8 px 241, 4 px 150).
+    // A pixel's result does not depend on its tile (conv_tile.hpp).
+    const int r = a.out_w % P;
+    const int full_end = r > 0 && r < P / 2 && a.out_w > P ? a.out_w - r - P : a.out_w - r;
+    auto tail = [&](int x0, int n) {
+        conv_direct_tail<Arch, NB, P>::run(n, ip + x0 * ps, ps, a.in_row, a.in_cpad, a.kernel, a.cin, w, gs, bias,
+                                           op + x0 * a.out_cpad, a.out_cpad, rp ? rp + x0 * a.res_cpad : nullptr,
+                                           a.res_cpad, a.relu);
+    };
     int ox = 0;
-    for (; ox + P <= a.out_w; ox += P)
+    for (; ox < full_end; ox += P)
         conv_direct_tile<Arch, P, NB, CIN>(ip + ox * ps, ps, a.in_row, a.in_cpad, a.kernel, a.cin, w, gs, bias,
                                       op + ox * a.out_cpad, a.out_cpad, rp ? rp + ox * a.res_cpad : nullptr,
                                       a.res_cpad, a.relu);
-    if (ox < a.out_w)
-        conv_direct_tail<Arch, NB, P - 1>::run(a.out_w - ox, ip + ox * ps, ps, a.in_row, a.in_cpad, a.kernel,
-                                               a.cin, w, gs, bias, op + ox * a.out_cpad, a.out_cpad,
-                                               rp ? rp + ox * a.res_cpad : nullptr, a.res_cpad, a.relu);
+    const int left = a.out_w - ox;
+    if (left > P) {
+        tail(ox, (left + 1) / 2);
+        tail(ox + (left + 1) / 2, left / 2);
+    } else if (left > 0) {
+        tail(ox, left);
+    }
 }
 
 template <class Arch, int NB>
