@@ -490,6 +490,55 @@ TEST_CASE("elementwise preconditions") {
     CHECK_THROWS_AS(upsample2x_add(k, p, b, b, exec{}), handgraph::error);
 }
 
+// The products of two floats are exact in double and each output's terms keep the plain
+// loop's order, so the SIMD kernel must equal it bit for bit (graph_conv.hpp).
+TEST_CASE("cheb_conv's dense part equals the plain double loop bit for bit") {
+    std::mt19937 rng(13);
+    // A random sparse n x n matrix, ~5 entries per row.
+    const int n = 37;
+    std::vector<int> row_ptr{0}, col;
+    std::vector<float> val;
+    for (int r = 0; r < n; ++r) {
+        for (int e = 0; e < 5; ++e) {
+            col.push_back(int(rng() % unsigned(n)));
+            val.push_back(std::uniform_real_distribution<float>(-0.5f, 0.5f)(rng));
+        }
+        row_ptr.push_back(int(col.size()));
+    }
+    const csr_view L{n, row_ptr.data(), col.data(), val.data()};
+    const int shapes[][2] = {{3, 32}, {32, 3}, {64, 64}, {32, 32}, {5, 70}, {70, 130}, {1, 1}};  // fin, fout
+    contexts ctx;
+    for (const auto& sh : shapes) {
+        const int fin = sh[0], fout = sh[1];
+        CAPTURE(fin);
+        CAPTURE(fout);
+        std::vector<float> w = random_vector(std::size_t(fout) * fin * 3, rng), b = random_vector(fout, rng),
+                           sc = random_vector(fout, rng), shf = random_vector(fout, rng), x = random_vector(std::size_t(n) * fin, rng);
+        // T1 = L x, T2 = 2 L T1 - x, as cheb_conv::run forms them.
+        std::vector<float> t1(std::size_t(n) * fin), t2(std::size_t(n) * fin);
+        sparse_times_dense(L, x.data(), t1.data(), fin);
+        sparse_times_dense(L, t1.data(), t2.data(), fin);
+        for (std::size_t i = 0; i < t2.size(); ++i) t2[i] = 2.0f * t2[i] - x[i];
+        const float* t[3] = {x.data(), t1.data(), t2.data()};
+        for (bool bn : {false, true})
+            for (bool relu : {false, true}) {
+                std::vector<float> ref(std::size_t(n) * fout);
+                cheb_dense_reference(w.data(), b.data(), fout, fin, bn ? sc.data() : nullptr, bn ? shf.data() : nullptr, t, n, ref.data(), relu);
+                for (const std::string& arch : available_arch_names()) {
+                    CAPTURE(arch);
+                    cheb_conv c = cheb_conv::prepare(w.data(), b.data(), fout, fin, bn ? sc.data() : nullptr, bn ? shf.data() : nullptr, for_arch(arch));
+                    for (int threads : {1, 2}) {
+                        CAPTURE(threads);
+                        std::vector<float> y(std::size_t(n) * fout + 1, 7.0f);
+                        c.run(L, x.data(), y.data(), relu, threads == 1 ? ctx.one.exec() : ctx.two.exec());
+                        CHECK(std::memcmp(y.data(), ref.data(), sizeof(float) * ref.size()) == 0);
+                        CHECK(y.back() == 7.0f);  // nothing written past the end
+                    }
+                }
+            }
+    }
+}
+
 TEST_CASE("linear matches the reference") {
     std::mt19937 rng(5);
     const int shapes[][2] = {{20, 512}, {37, 21}, {1, 1}, {512, 4096}, {16, 3}, {33, 129}};

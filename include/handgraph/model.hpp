@@ -419,9 +419,9 @@ public:
             const float_values wt = n.w.f32(m + "cl." + s + ".weight", {fout[i], fin[i] * 3}), b = n.w.f32(m + "cl." + s + ".bias", {fout[i]});
             if (i < 3) {
                 detail::affine bn = detail::affine::from_bn(n.w, m + "bn." + s, fout[i]);
-                cl_[std::size_t(i)] = kernels::cheb_conv::prepare(wt.data(), b.data(), fout[i], fin[i], bn.scale.data(), bn.shift.data());
+                cl_[std::size_t(i)] = kernels::cheb_conv::prepare(wt.data(), b.data(), fout[i], fin[i], bn.scale.data(), bn.shift.data(), n.layers);
             } else {
-                cl_[std::size_t(i)] = kernels::cheb_conv::prepare(wt.data(), b.data(), fout[i], fin[i]);
+                cl_[std::size_t(i)] = kernels::cheb_conv::prepare(wt.data(), b.data(), fout[i], fin[i], nullptr, nullptr, n.layers);
             }
         }
     }
@@ -483,7 +483,8 @@ public:
         for (int i = 0; i < 4; ++i) {
             std::string s = std::to_string(i);
             cl_[std::size_t(i)] = kernels::cheb_conv::prepare(n.w.f32(p + "cl." + s + ".weight", {fout[i], fin[i] * 3}).data(),
-                                                             n.w.f32(p + "cl." + s + ".bias", {fout[i]}).data(), fout[i], fin[i]);
+                                                             n.w.f32(p + "cl." + s + ".bias", {fout[i]}).data(), fout[i], fin[i], nullptr, nullptr,
+                                                             n.layers);
             for (const char* t : {".weight", ".bias", ".running_mean", ".running_var"}) n.w.ignore(p + "bn." + s + t);
         }
         fc1_ = detail::load_linear(n, p + "fc.fc_1.fc", 512, 80 * 64);

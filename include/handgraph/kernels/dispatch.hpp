@@ -39,6 +39,7 @@ struct winograd_args;
 struct winograd_weights_args;
 struct eltwise_args;
 struct linear_args;
+struct cheb_dense_args;
 
 // One instruction set's kernels.
 struct kernel_table {
@@ -53,6 +54,7 @@ struct kernel_table {
     void (*winograd_weights)(const winograd_weights_args&);
     void (*eltwise)(const eltwise_args&);
     void (*linear)(const linear_args&);
+    void (*cheb_dense)(const cheb_dense_args&);
 };
 
 // Arch has fused multiply-add instructions.

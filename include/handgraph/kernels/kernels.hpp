@@ -5,7 +5,7 @@
 //  winograd.hpp    Winograd F(4x4,3x3) and F(2x2,3x3) weights transforms and kernel
 //  elementwise.hpp scale_shift_relu, add, maxpool2x2, upsample2x_add
 //  linear.hpp      linear (fully connected, one vector)
-//  graph_conv.hpp  Chebyshev graph convolution, graph up-sampling and pooling (plain loops)
+//  graph_conv.hpp  Chebyshev graph convolution (its dense part a SIMD kernel), graph up-sampling and pooling
 //  reference.hpp   the scalar *_reference twins the tests compare with
 //  dispatch.hpp    kernel_table, select_kernels(), exec, layer_setup
 //  parallel.hpp    worker_pool, loop_runner, parallel_for
@@ -32,7 +32,7 @@ const kernel_table& kernel_table_for() {
     static const kernel_table table{Arch::name(), Arch::version(), arch_has_fma<Arch>(), int(xsimd::batch<float, Arch>::size),
                                     &conv_direct<Arch>, &conv_direct_preact<Arch>, &conv_direct_double<Arch>,
                                     &winograd<Arch>,
-                                    &winograd_weights<Arch>, &eltwise<Arch>, &linear_kernel<Arch>};
+                                    &winograd_weights<Arch>, &eltwise<Arch>, &linear_kernel<Arch>, &cheb_dense<Arch>};
     return table;
 }
 

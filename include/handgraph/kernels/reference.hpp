@@ -81,5 +81,23 @@ inline void linear_reference(const float* weight, const float* bias, int out, in
     }
 }
 
+// The dense part of a Chebyshev convolution (graph_conv.hpp's cheb_dense) as the plain
+// loop it replaced: y[v][o] = [relu](float(b + sum over i, then k, of t[k][v][i] * w[o][i][k]))
+// in double, w = float(weight * scale), b = float(bias * scale + shift) (scale, shift
+// optional); weight [fout][fin * 3] as nn.Linear stores it (fin-major, k-minor).
+inline void cheb_dense_reference(const float* weight, const float* bias, int fout, int fin, const float* scale, const float* shift,
+                                 const float* const t[3], int n, float* y, bool relu) {
+    for (int v = 0; v < n; ++v)
+        for (int o = 0; o < fout; ++o) {
+            const float s = scale ? scale[o] : 1.0f;
+            double acc = double(bias[o] * s + (shift ? shift[o] : 0.0f));
+            for (int i = 0; i < fin; ++i)
+                for (int k = 0; k < 3; ++k)
+                    acc += double(t[k][std::size_t(v) * fin + i]) * double(weight[std::size_t(o) * fin * 3 + std::size_t(i) * 3 + k] * s);
+            const float f = float(acc);
+            y[std::size_t(v) * fout + o] = relu ? std::max(f, 0.0f) : f;
+        }
+}
+
 }  // namespace kernels
 }  // namespace handgraph
