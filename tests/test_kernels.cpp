@@ -172,6 +172,8 @@ TEST_CASE("conv2d matches the reference on odd shapes") {
         // cin, cout, k, s, p, h, w, in border, out border, affine, relu, residual
         {3, 64, 7, 2, 3, 37, 29, 3, 0, true, true, false},   // first layer, small cin
         {3, 21, 7, 2, 3, 20, 21, 4, 1, false, false, false},
+        {4, 19, 3, 1, 1, 10, 13, 1, 1, true, true, true},    // few channels (double rows), residual
+        {1, 16, 5, 2, 2, 11, 9, 2, 0, false, false, true},
         {21, 37, 1, 1, 0, 13, 27, 0, 2, false, false, true},  // cin with padding channels
         {37, 21, 1, 1, 0, 9, 31, 1, 0, true, true, true},     // relu then residual
         {64, 64, 1, 1, 0, 5, 16, 0, 0, true, true, false},

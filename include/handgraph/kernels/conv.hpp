@@ -215,10 +215,106 @@ struct conv_double_tail<Arch, 0> {
     static void run(int, const conv_args&, T...) {}
 };
 
+// conv_double_tile with its input already in double (conv_direct_double_rows): the same
+// products, added in the same order.
+template <class Arch, int P>
+inline void conv_double_rows_tile(const conv_args& a, const double* ip, std::ptrdiff_t ps, std::ptrdiff_t irow, const double* w,
+                                  const double* sc, const double* sh, float* op, const float* rp) {
+    using D = xsimd::batch<double, Arch>;
+    constexpr int LD = int(D::size), V = 16 / LD;
+    const int cin = a.cin;
+    D acc[P][V];
+#pragma GCC unroll 8
+    for (int p = 0; p < P; ++p)
+#pragma GCC unroll 8
+        for (int v = 0; v < V; ++v) acc[p][v] = D(0.0);
+    for (int ky = 0; ky < a.kernel; ++ky)
+        for (int kx = 0; kx < a.kernel; ++kx) {
+            const double* x = ip + ky * irow + kx * cin;
+            const double* wt = w + std::ptrdiff_t(ky * a.kernel + kx) * cin * 16;
+            for (int ci = 0; ci < cin; ++ci, wt += 16) {
+                D wv[V];
+#pragma GCC unroll 8
+                for (int v = 0; v < V; ++v) wv[v] = D::load_unaligned(wt + v * LD);
+#pragma GCC unroll 8
+                for (int p = 0; p < P; ++p) {
+                    const D xb(x[p * ps + ci]);
+#pragma GCC unroll 8
+                    for (int v = 0; v < V; ++v) acc[p][v] = xsimd::fma(xb, wv[v], acc[p][v]);
+                }
+            }
+        }
+    alignas(64) double y[16];
+    for (int p = 0; p < P; ++p) {
+#pragma GCC unroll 8
+        for (int v = 0; v < V; ++v)
+            xsimd::fma(acc[p][v], D::load_unaligned(sc + v * LD), D::load_unaligned(sh + v * LD)).store_aligned(y + v * LD);
+        for (int l = 0; l < 16; ++l) {
+            float f = float(y[l]);
+            if (a.relu && f < 0.0f) f = 0.0f;
+            if (rp) f += rp[p * a.res_cpad + l];
+            op[p * a.out_cpad + l] = f;
+        }
+    }
+}
+
+template <class Arch, int P>
+struct conv_double_rows_tail {
+    template <class... T>
+    static void run(int n, const conv_args& a, T... t) {
+        if (n == P) conv_double_rows_tile<Arch, P>(a, t...);
+        else conv_double_rows_tail<Arch, P - 1>::run(n, a, t...);
+    }
+};
+template <class Arch>
+struct conv_double_rows_tail<Arch, 0> {
+    template <class... T>
+    static void run(int, const conv_args&, T...) {}
+};
+
+// Input channels at most this many (the 3-channel image) on the AVX-512 kernels:
+// conv_direct_double converts each output row's input rows to double once (the slot's
+// scratch), and the tiles broadcast doubles from memory instead of converting a float per
+// pixel and term. Stem 7x7/2 3->64 @256 on a Zen 5 (kernel_bench, 1 thread, 2026-12-04):
+// AVX-512 4.0-4.2 -> 3.1-3.2 ms; the same path (8-pixel tiles) made AVX2 and SSE2 slower
+// (6.4 -> 7.0 and 17.2 -> 17.8 ms), so they keep the float path. The same bits either way.
+constexpr int conv_double_rows_max_cin = 4;
+
+template <class Arch>
+void conv_direct_double_rows(const conv_args& a) {
+    constexpr int P = 8;
+    const int cin = a.cin, in_w = (a.out_w - 1) * a.stride + a.kernel;
+    const std::size_t doubles = std::size_t(a.kernel) * std::size_t(in_w) * std::size_t(cin);
+    const std::ptrdiff_t gs = std::ptrdiff_t(a.kernel) * a.kernel * cin * 16, ps = std::ptrdiff_t(a.stride) * cin,
+                         irow = std::ptrdiff_t(in_w) * cin;
+    parallel_for(a.loop, true, a.out_h, 1, [&](int oy, int slot) {
+        double* rows = reinterpret_cast<double*>(a.scratch(a.spaces, slot, 2 * doubles));
+        const float* src = a.in + std::ptrdiff_t(oy) * a.stride * a.in_row;
+        double* d = rows;
+        for (int ky = 0; ky < a.kernel; ++ky)
+            for (int x = 0; x < in_w; ++x)
+                for (int c = 0; c < cin; ++c) *d++ = double(src[std::ptrdiff_t(ky) * a.in_row + std::ptrdiff_t(x) * a.in_cpad + c]);
+        for (int g = 0; g < a.cout16; ++g) {
+            const double* w = a.weight64 + g * gs;
+            const double* sc = a.scale64 + g * 16;
+            const double* sh = a.shift64 + g * 16;
+            float* op = a.out + oy * a.out_row + g * 16;
+            const float* rp = a.res ? a.res + oy * a.res_row + g * 16 : nullptr;
+            int ox = 0;
+            for (; ox + P <= a.out_w; ox += P)
+                conv_double_rows_tile<Arch, P>(a, rows + ox * ps, ps, irow, w, sc, sh, op + ox * a.out_cpad, rp ? rp + ox * a.res_cpad : nullptr);
+            if (ox < a.out_w)
+                conv_double_rows_tail<Arch, P - 1>::run(a.out_w - ox, a, static_cast<const double*>(rows + ox * ps), ps, irow, w, sc, sh,
+                                                        op + ox * a.out_cpad, rp ? rp + ox * a.res_cpad : nullptr);
+        }
+    });
+}
+
 // The direct convolution accumulated in double (conv_algorithm::direct_double): each item
 // one output row of one 16-channel block.
 template <class Arch>
 void conv_direct_double(const conv_args& a) {
+    if (int(xsimd::batch<double, Arch>::size) == 8 && a.cin <= conv_double_rows_max_cin && a.scratch) return conv_direct_double_rows<Arch>(a);
     constexpr int V = 16 / int(xsimd::batch<double, Arch>::size);
     constexpr int P = V <= 2 ? 8 : V == 4 ? 3 : 1;  // accumulators: 16, 12, 8 of the registers
     const std::ptrdiff_t gs = std::ptrdiff_t(a.kernel) * a.kernel * a.cin * 16;
@@ -430,6 +526,9 @@ public:
         a.weight64 = weight64_;
         a.scale64 = scale64_;
         a.shift64 = shift64_;
+        const detail::call_spaces spaces(ex);  // conv_direct_double_rows: the converted input rows
+        a.scratch = &handgraph::detail::slot_scratch;
+        a.spaces = spaces.opaque();
         kernels_->conv_direct_double(a);
     }
 
