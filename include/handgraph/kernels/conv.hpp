@@ -158,12 +158,33 @@ void conv_direct(const conv_args& a) {
     });
 }
 
+// The end of a direct_double tile: y = float(sum * scale64 + shift64), relu, residual.
+template <class Arch, int P, class D, int V>
+inline void conv_double_store(const conv_args& a, const D (&acc)[P][V], const double* sc, const double* sh, float* op, const float* rp) {
+    constexpr int LD = int(D::size);
+    alignas(64) double y[16];
+    for (int p = 0; p < P; ++p) {
+#pragma GCC unroll 8
+        for (int v = 0; v < V; ++v)
+            xsimd::fma(acc[p][v], D::load_unaligned(sc + v * LD), D::load_unaligned(sh + v * LD)).store_aligned(y + v * LD);
+        for (int l = 0; l < 16; ++l) {
+            float f = float(y[l]);
+            if (a.relu && f < 0.0f) f = 0.0f;
+            if (rp) f += rp[p * a.res_cpad + l];
+            op[p * a.out_cpad + l] = f;
+        }
+    }
+}
+
 // conv_direct_double: P output pixels x 16 output channels of one block, accumulated in
 // double (every product exact, one rounding per add) over the taps and logical input
-// channels, then y = float(sum * scale64 + shift64), relu, residual.
-template <class Arch, int P>
-inline void conv_double_tile(const conv_args& a, const float* ip, std::ptrdiff_t ps, const double* w, const double* sc,
-                             const double* sh, float* op, const float* rp) {
+// channels, then y = float(sum * scale64 + shift64), relu, residual. The input `ip` is the
+// float map itself (`irow`, `icpad` its row and pixel strides) or, in
+// conv_direct_double_rows, rows already converted to double: the same products, added in
+// the same order.
+template <class Arch, int P, class T>
+inline void conv_double_tile(const conv_args& a, const T* ip, std::ptrdiff_t ps, std::ptrdiff_t irow, std::ptrdiff_t icpad,
+                             const double* w, const double* sc, const double* sh, float* op, const float* rp) {
     using D = xsimd::batch<double, Arch>;
     constexpr int LD = int(D::size), V = 16 / LD;
     D acc[P][V];
@@ -173,7 +194,7 @@ inline void conv_double_tile(const conv_args& a, const float* ip, std::ptrdiff_t
         for (int v = 0; v < V; ++v) acc[p][v] = D(0.0);
     for (int ky = 0; ky < a.kernel; ++ky)
         for (int kx = 0; kx < a.kernel; ++kx) {
-            const float* x = ip + ky * a.in_row + kx * a.in_cpad;
+            const T* x = ip + ky * irow + kx * icpad;
             const double* wt = w + std::ptrdiff_t(ky * a.kernel + kx) * a.cin * 16;
             for (int ci = 0; ci < a.cin; ++ci, wt += 16) {
                 D wv[V];
@@ -181,96 +202,45 @@ inline void conv_double_tile(const conv_args& a, const float* ip, std::ptrdiff_t
                 for (int v = 0; v < V; ++v) wv[v] = D::load_unaligned(wt + v * LD);
 #pragma GCC unroll 8
                 for (int p = 0; p < P; ++p) {
-                    const D xb(double(x[p * ps + ci]));
+                    const D xb(static_cast<double>(x[p * ps + ci]));
 #pragma GCC unroll 8
                     for (int v = 0; v < V; ++v) acc[p][v] = xsimd::fma(xb, wv[v], acc[p][v]);
                 }
             }
         }
-    alignas(64) double y[16];
-    for (int p = 0; p < P; ++p) {
-#pragma GCC unroll 8
-        for (int v = 0; v < V; ++v)
-            xsimd::fma(acc[p][v], D::load_unaligned(sc + v * LD), D::load_unaligned(sh + v * LD)).store_aligned(y + v * LD);
-        for (int l = 0; l < 16; ++l) {
-            float f = float(y[l]);
-            if (a.relu && f < 0.0f) f = 0.0f;
-            if (rp) f += rp[p * a.res_cpad + l];
-            op[p * a.out_cpad + l] = f;
-        }
-    }
+    conv_double_store<Arch, P>(a, acc, sc, sh, op, rp);
 }
 
 template <class Arch, int P>
 struct conv_double_tail {
-    template <class... T>
-    static void run(int n, const conv_args& a, T... t) {
-        if (n == P) conv_double_tile<Arch, P>(a, t...);
-        else conv_double_tail<Arch, P - 1>::run(n, a, t...);
+    template <class T, class... U>
+    static void run(int n, const conv_args& a, const T* ip, U... u) {
+        if (n == P) conv_double_tile<Arch, P>(a, ip, u...);
+        else conv_double_tail<Arch, P - 1>::run(n, a, ip, u...);
     }
 };
 template <class Arch>
 struct conv_double_tail<Arch, 0> {
-    template <class... T>
-    static void run(int, const conv_args&, T...) {}
+    template <class T, class... U>
+    static void run(int, const conv_args&, const T*, U...) {}
 };
 
-// conv_double_tile with its input already in double (conv_direct_double_rows): the same
-// products, added in the same order.
-template <class Arch, int P>
-inline void conv_double_rows_tile(const conv_args& a, const double* ip, std::ptrdiff_t ps, std::ptrdiff_t irow, const double* w,
-                                  const double* sc, const double* sh, float* op, const float* rp) {
-    using D = xsimd::batch<double, Arch>;
-    constexpr int LD = int(D::size), V = 16 / LD;
-    const int cin = a.cin;
-    D acc[P][V];
-#pragma GCC unroll 8
-    for (int p = 0; p < P; ++p)
-#pragma GCC unroll 8
-        for (int v = 0; v < V; ++v) acc[p][v] = D(0.0);
-    for (int ky = 0; ky < a.kernel; ++ky)
-        for (int kx = 0; kx < a.kernel; ++kx) {
-            const double* x = ip + ky * irow + kx * cin;
-            const double* wt = w + std::ptrdiff_t(ky * a.kernel + kx) * cin * 16;
-            for (int ci = 0; ci < cin; ++ci, wt += 16) {
-                D wv[V];
-#pragma GCC unroll 8
-                for (int v = 0; v < V; ++v) wv[v] = D::load_unaligned(wt + v * LD);
-#pragma GCC unroll 8
-                for (int p = 0; p < P; ++p) {
-                    const D xb(x[p * ps + ci]);
-#pragma GCC unroll 8
-                    for (int v = 0; v < V; ++v) acc[p][v] = xsimd::fma(xb, wv[v], acc[p][v]);
-                }
-            }
-        }
-    alignas(64) double y[16];
-    for (int p = 0; p < P; ++p) {
-#pragma GCC unroll 8
-        for (int v = 0; v < V; ++v)
-            xsimd::fma(acc[p][v], D::load_unaligned(sc + v * LD), D::load_unaligned(sh + v * LD)).store_aligned(y + v * LD);
-        for (int l = 0; l < 16; ++l) {
-            float f = float(y[l]);
-            if (a.relu && f < 0.0f) f = 0.0f;
-            if (rp) f += rp[p * a.res_cpad + l];
-            op[p * a.out_cpad + l] = f;
-        }
-    }
+// Output row `oy` of block `g` from input `ip` (strides as conv_double_tile's).
+template <class Arch, int P, class T>
+inline void conv_double_block_row(const conv_args& a, int oy, int g, const T* ip, std::ptrdiff_t ps, std::ptrdiff_t irow, std::ptrdiff_t icpad) {
+    const std::ptrdiff_t gs = std::ptrdiff_t(a.kernel) * a.kernel * a.cin * 16;
+    const double* w = a.weight64 + g * gs;
+    const double* sc = a.scale64 + g * 16;
+    const double* sh = a.shift64 + g * 16;
+    float* op = a.out + oy * a.out_row + g * 16;
+    const float* rp = a.res ? a.res + oy * a.res_row + g * 16 : nullptr;
+    int ox = 0;
+    for (; ox + P <= a.out_w; ox += P)
+        conv_double_tile<Arch, P>(a, ip + ox * ps, ps, irow, icpad, w, sc, sh, op + ox * a.out_cpad, rp ? rp + ox * a.res_cpad : nullptr);
+    if (ox < a.out_w)
+        conv_double_tail<Arch, P - 1>::run(a.out_w - ox, a, ip + ox * ps, ps, irow, icpad, w, sc, sh, op + ox * a.out_cpad,
+                                           rp ? rp + ox * a.res_cpad : nullptr);
 }
-
-template <class Arch, int P>
-struct conv_double_rows_tail {
-    template <class... T>
-    static void run(int n, const conv_args& a, T... t) {
-        if (n == P) conv_double_rows_tile<Arch, P>(a, t...);
-        else conv_double_rows_tail<Arch, P - 1>::run(n, a, t...);
-    }
-};
-template <class Arch>
-struct conv_double_rows_tail<Arch, 0> {
-    template <class... T>
-    static void run(int, const conv_args&, T...) {}
-};
 
 // Input channels at most this many (the 3-channel image) on the AVX-512 kernels:
 // conv_direct_double converts each output row's input rows to double once (the slot's
@@ -285,8 +255,7 @@ void conv_direct_double_rows(const conv_args& a) {
     constexpr int P = 8;
     const int cin = a.cin, in_w = (a.out_w - 1) * a.stride + a.kernel;
     const std::size_t doubles = std::size_t(a.kernel) * std::size_t(in_w) * std::size_t(cin);
-    const std::ptrdiff_t gs = std::ptrdiff_t(a.kernel) * a.kernel * cin * 16, ps = std::ptrdiff_t(a.stride) * cin,
-                         irow = std::ptrdiff_t(in_w) * cin;
+    const std::ptrdiff_t ps = std::ptrdiff_t(a.stride) * cin, irow = std::ptrdiff_t(in_w) * cin;
     parallel_for(a.loop, true, a.out_h, 1, [&](int oy, int slot) {
         double* rows = reinterpret_cast<double*>(a.scratch(a.spaces, slot, 2 * doubles));
         const float* src = a.in + std::ptrdiff_t(oy) * a.stride * a.in_row;
@@ -294,19 +263,7 @@ void conv_direct_double_rows(const conv_args& a) {
         for (int ky = 0; ky < a.kernel; ++ky)
             for (int x = 0; x < in_w; ++x)
                 for (int c = 0; c < cin; ++c) *d++ = double(src[std::ptrdiff_t(ky) * a.in_row + std::ptrdiff_t(x) * a.in_cpad + c]);
-        for (int g = 0; g < a.cout16; ++g) {
-            const double* w = a.weight64 + g * gs;
-            const double* sc = a.scale64 + g * 16;
-            const double* sh = a.shift64 + g * 16;
-            float* op = a.out + oy * a.out_row + g * 16;
-            const float* rp = a.res ? a.res + oy * a.res_row + g * 16 : nullptr;
-            int ox = 0;
-            for (; ox + P <= a.out_w; ox += P)
-                conv_double_rows_tile<Arch, P>(a, rows + ox * ps, ps, irow, w, sc, sh, op + ox * a.out_cpad, rp ? rp + ox * a.res_cpad : nullptr);
-            if (ox < a.out_w)
-                conv_double_rows_tail<Arch, P - 1>::run(a.out_w - ox, a, static_cast<const double*>(rows + ox * ps), ps, irow, w, sc, sh,
-                                                        op + ox * a.out_cpad, rp ? rp + ox * a.res_cpad : nullptr);
-        }
+        for (int g = 0; g < a.cout16; ++g) conv_double_block_row<Arch, P>(a, oy, g, static_cast<const double*>(rows), ps, irow, std::ptrdiff_t(cin));
     });
 }
 
@@ -317,22 +274,10 @@ void conv_direct_double(const conv_args& a) {
     if (int(xsimd::batch<double, Arch>::size) == 8 && a.cin <= conv_double_rows_max_cin && a.scratch) return conv_direct_double_rows<Arch>(a);
     constexpr int V = 16 / int(xsimd::batch<double, Arch>::size);
     constexpr int P = V <= 2 ? 8 : V == 4 ? 3 : 1;  // accumulators: 16, 12, 8 of the registers
-    const std::ptrdiff_t gs = std::ptrdiff_t(a.kernel) * a.kernel * a.cin * 16;
     const std::ptrdiff_t ps = std::ptrdiff_t(a.stride) * a.in_cpad;
     parallel_for(a.loop, true, a.out_h * a.cout16, 1, [&](int it, int) {
         const int oy = it / a.cout16, g = it % a.cout16;
-        const float* ip = a.in + std::ptrdiff_t(oy) * a.stride * a.in_row;
-        const double* w = a.weight64 + g * gs;
-        const double* sc = a.scale64 + g * 16;
-        const double* sh = a.shift64 + g * 16;
-        float* op = a.out + oy * a.out_row + g * 16;
-        const float* rp = a.res ? a.res + oy * a.res_row + g * 16 : nullptr;
-        int ox = 0;
-        for (; ox + P <= a.out_w; ox += P)
-            conv_double_tile<Arch, P>(a, ip + ox * ps, ps, w, sc, sh, op + ox * a.out_cpad, rp ? rp + ox * a.res_cpad : nullptr);
-        if (ox < a.out_w)
-            conv_double_tail<Arch, P - 1>::run(a.out_w - ox, a, ip + ox * ps, ps, w, sc, sh, op + ox * a.out_cpad,
-                                               rp ? rp + ox * a.res_cpad : nullptr);
+        conv_double_block_row<Arch, P>(a, oy, g, a.in + std::ptrdiff_t(oy) * a.stride * a.in_row, ps, a.in_row, std::ptrdiff_t(a.in_cpad));
     });
 }
 
