@@ -12,7 +12,9 @@
 // Winograd is decided in one place, model.hpp's conv_algorithm_for; exec::exact runs the
 // direct kernel everywhere.
 // AVX-512 on a Zen 4 core (117 GFLOP/s peak): direct 105-116 GFLOP/s on the network's 1x1
-// and 3x3 shapes, Winograd 300-400 effective GFLOP/s (benchmarks/kernel_bench).
+// and 3x3 shapes, Winograd 300-400 effective GFLOP/s; on a Zen 5 core (261 peak, full-rate
+// 512-bit FMA): direct 210-242, F(4x4) 580-710, F(2x2) 400-440 (benchmarks/kernel_bench,
+// benchmarks/NOTES.md 2026-12-04).
 // Depends on tensor.hpp, dispatch.hpp, conv_tile.hpp, winograd.hpp (3x3 stride-1 layers).
 #pragma once
 #include <cstddef>
