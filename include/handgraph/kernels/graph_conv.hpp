@@ -152,11 +152,6 @@ public:
         kernels_->cheb_dense(a);
     }
 
-    // The repacked weights and bias (tests: cheb_dense_reference).
-    const double* packed_weight() const { return w_.data(); }
-    const double* packed_bias() const { return b_.data(); }
-    int fout_pad() const { return fout_pad_; }
-
 private:
     int fin_ = 0, fout_ = 0, fout_pad_ = 0;
     const detail::kernel_table* kernels_ = nullptr;
